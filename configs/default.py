@@ -1,0 +1,132 @@
+"""Default configuration: the paper's protocol (section 4.2) on the procedural data.
+
+Paper symbols and their fields: N = data.way, K = data.shot, Q = data.query,
+M = data.dense_frames, T = model.frames, mu1 = train.mu1, mu2 = train.mu2,
+sigma = train.sigma (with its decay fields).
+
+Run:
+  python main.py --config=configs/default.py --workdir=/tmp/vim_default
+
+Arguments after a colon set the episode shape, e.g. `configs/default.py:shot=5`
+or `configs/default.py:way=5,shot=5,query=3`.
+"""
+import ml_collections
+
+
+def parse_arg(arg, **defaults):
+  """Parses 'key=value,key=value' into a dict, cast to the defaults' types."""
+  parsed = dict(defaults)
+  for item in filter(None, (arg or '').split(',')):
+    key, sep, value = item.partition('=')
+    if not sep or key not in defaults:
+      raise ValueError(
+          f'Config argument {item!r}: expected key=value with key in '
+          f'{sorted(defaults)}.')
+    kind = type(defaults[key])
+    if kind is bool:
+      parsed[key] = value.lower() in ('1', 'true', 'yes')
+    else:
+      parsed[key] = kind(value)
+  return parsed
+
+
+def get_config(arg=None):
+  """The full-size configuration (ResNet-50, 224x224, 10,000 test episodes)."""
+  args = parse_arg(arg, way=5, shot=1, query=5)
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+  # 'shard_map': jit(shard_map) over a ('data',) mesh; 'pmap': jax.pmap.
+  config.parallel = 'shard_map'
+
+  config.data = data = ml_collections.ConfigDict()
+  data.dataset = 'procedural'
+  # TFDS data_dir; None means TFDS's default (~/tensorflow_datasets).
+  data.tfds_data_dir = ml_collections.FieldReference(None, field_type=str)
+  # Real datasets only: the folder of the user's videos or frames, the split
+  # folder (e.g. ../shared/splits/ucf_ARN) and whether it holds frames or videos.
+  data.manual_dir = ml_collections.FieldReference(None, field_type=str)
+  data.split_dir = ml_collections.FieldReference(None, field_type=str)
+  data.source = 'frames'
+  data.procedural = ml_collections.ConfigDict(dict(
+      num_classes=(64, 12, 24), videos_per_class=30, num_frames=32,
+      frame_size=64, seed=0))
+  data.way = args['way']  # N
+  data.shot = args['shot']  # K
+  data.query = args['query']  # Q, per class
+  data.dense_frames = 20  # M: frames the sampler scans; = T without a sampler
+  data.frame_size = 224  # backbone input (and stored-frame crop) size
+  data.train_crop_scale = (0.8, 1.0)  # side of the random crop, fraction of the short side
+  data.test_crop_fraction = 0.875  # centre crop at test time
+  data.hflip = True  # never for SSv2 (direction is the label there)
+  data.prefetch = 2
+
+  config.model = model = ml_collections.ConfigDict()
+  model.backbone = 'resnet50'
+  model.backbone_width = 64  # channels of the first stage (64 = standard)
+  model.frames = 8  # T
+  # Eq. 22 uses exp(-d); a scale s gives exp(-s d). 1.0 is the paper's.
+  model.logit_scale = 1.0
+  model.dtype = 'float32'
+
+  # Video sampler (paper 3.3). Off: T frames at the segment centres (ProtoNet).
+  # Every `test_*` switch that is None follows its training switch; set it to
+  # evaluate without (or with) a module (test-time isolation, Table 17).
+  model.sampler = sampler = ml_collections.ConfigDict()
+  sampler.enabled = False
+  sampler.method = 'vim'  # 'vim' | 'mgsampler' (Table 11) | 'uniform'
+  sampler.temporal = True  # TS
+  sampler.spatial = True  # SA
+  sampler.adaptive = True  # task-adaptive learner
+  sampler.test_temporal = ml_collections.FieldReference(None, field_type=bool)
+  sampler.test_spatial = ml_collections.FieldReference(None, field_type=bool)
+  sampler.test_adaptive = ml_collections.FieldReference(None, field_type=bool)
+  sampler.scan_net = 'shufflenet_v2_x0_5'
+  sampler.scan_size = 64  # frames are scanned at this size
+  sampler.num_samples = 500  # perturbed top-k noise draws (n)
+  sampler.hidden = 128  # d, the evaluator's hidden width
+  sampler.task_dim = 128  # size of the task feature f_t
+  sampler.saliency_floor = 0.05  # uniform floor under the saliency profile
+
+  # Action alignment (paper 3.4). TC = TT (transform) + TR (rearrangement).
+  model.alignment = alignment = ml_collections.ConfigDict()
+  alignment.transform = False  # TT
+  alignment.rearrange = False  # TR
+  alignment.spatial = False  # SC
+  alignment.order = 'temporal_first'  # or 'spatial_first' (Table 14)
+  alignment.test_transform = ml_collections.FieldReference(None, field_type=bool)
+  alignment.test_rearrange = ml_collections.FieldReference(None, field_type=bool)
+  alignment.test_spatial = ml_collections.FieldReference(None, field_type=bool)
+  alignment.channels = 0  # 0: keep the backbone's; else a 1x1 reduction first
+  alignment.max_shift = 0.5  # SC offsets in units of the map side (tanh * this)
+  alignment.perturbations = 4  # SC offset perturbations averaged in training
+  alignment.perturbation_scale = 0.1  # their std, in units of the map side
+
+  config.train = train = ml_collections.ConfigDict()
+  # One step = one update on `episodes_per_step` episodes spread over devices.
+  train.num_steps = 15_000 * 200 // 16
+  train.episodes_per_step = 16
+  train.lr = 0.01
+  train.lr_decay = 0.9  # multiply the lr by this ...
+  train.lr_decay_every = 5000 * 200 // 16  # ... every this many steps
+  train.momentum = 0.9  # the paper says "SGD"; momentum is our choice
+  train.weight_decay = 5e-4
+  train.sigma = 0.1  # perturbed top-k noise scale
+  train.sigma_decay = 0.8
+  train.sigma_decay_every = 2000 * 200 // 16
+  train.sigma_min = 0.0
+  train.mu1 = 0.5  # weight of L_intra
+  train.mu2 = 1.0  # weight of L_inter
+  train.log_every = 50
+  train.checkpoint_every = 1000
+  train.keep_checkpoints = 3
+  train.eval_every = 2000  # validation (val split) for model selection
+  train.val_episodes = 500
+
+  config.eval = ev = ml_collections.ConfigDict()
+  ev.test_episodes = 10_000
+  ev.episodes_per_step = 16
+  ev.seed = 1  # the fixed test episodes are episodes 0..n-1 of this seed
+  # Which checkpoint --mode=eval and the final test use: 'best' (highest
+  # validation accuracy), 'latest', or a step number as a string.
+  ev.checkpoint = 'best'
+  return config

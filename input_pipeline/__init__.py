@@ -1,0 +1,1 @@
+"""Datasets (TFDS builders) and the episodic tf.data pipeline."""

@@ -1,0 +1,1 @@
+"""vim_jax: VIM few-shot action recognition in JAX/Flax."""

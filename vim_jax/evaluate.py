@@ -1,0 +1,50 @@
+"""Evaluation over a fixed set of episodes: mean accuracy, 95% CI, per class."""
+import math
+from typing import Sequence
+
+import numpy as np
+
+
+def confidence_interval(accuracies) -> float:
+  """Half-width of the 95% interval of the mean: 1.96 * std / sqrt(n).
+
+  std is the population standard deviation of the per-episode accuracies, as
+  in the few-shot literature's reports.
+  """
+  accuracies = np.asarray(accuracies, np.float64)
+  return 1.96 * float(accuracies.std()) / math.sqrt(len(accuracies))
+
+
+def summarise(results: dict, num_episodes: int,
+              class_names: Sequence[str]) -> dict:
+  """Reduces per-episode results to the reported numbers.
+
+  Args:
+    results: numpy arrays over episodes (possibly with padded repeats):
+      'index' [E], 'accuracy' [E], 'correct' [E, V_q], 'query_class' [E, V_q].
+    num_episodes: n; every index in 0..n-1 must be present.
+    class_names: global class names.
+
+  Returns:
+    A JSON-friendly dict: 'accuracy' and 'ci95' in percent, 'num_episodes',
+    'per_class' {name: {'accuracy', 'queries'}}.
+  """
+  index = np.asarray(results['index'])
+  _, first = np.unique(index, return_index=True)
+  if len(first) != num_episodes or index[first].max() != num_episodes - 1:
+    raise ValueError(
+        f'expected episodes 0..{num_episodes - 1}, got {len(first)} distinct '
+        'indices')
+  accuracy = np.asarray(results['accuracy'], np.float64)[first]
+  correct = np.asarray(results['correct'])[first].ravel()
+  query_class = np.asarray(results['query_class'])[first].ravel()
+  per_class = {}
+  for c in np.unique(query_class):
+    hits = correct[query_class == c]
+    per_class[class_names[c]] = dict(
+        accuracy=100.0 * float(hits.mean()), queries=int(hits.size))
+  return dict(
+      accuracy=100.0 * float(accuracy.mean()),
+      ci95=100.0 * confidence_interval(accuracy),
+      num_episodes=int(num_episodes),
+      per_class=per_class)

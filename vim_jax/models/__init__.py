@@ -1,0 +1,1 @@
+"""Flax (linen) modules: backbones, scan network, sampler, alignment, heads."""

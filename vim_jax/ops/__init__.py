@@ -1,0 +1,24 @@
+"""Differentiable operations of VIM, each a pure function of arrays.
+
+- `perturbed_topk`: differentiable top-k frame selection (paper 3.3.2).
+- `saliency_grid`, `resample`: inverse-transform sampling (paper 3.3.3).
+- `temporal_warp`: affine time warp by linear interpolation (paper 3.4.3).
+- `offset_mask`: smooth shifted-window mask for spatial coordination (3.4.4).
+"""
+import importlib
+
+_MODULE_OF = {
+    'offset_mask': 'spatial',
+    'perturbed_topk': 'topk',
+    'resample': 'saliency',
+    'saliency_grid': 'saliency',
+    'temporal_warp': 'temporal',
+}
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name):
+  # Lazy, so that importing one op does not import the others' modules.
+  if name not in _MODULE_OF:
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+  return getattr(importlib.import_module(f'{__name__}.{_MODULE_OF[name]}'), name)
