@@ -1,0 +1,53 @@
+"""Entry point: train and evaluate, or evaluate only, from an ml_collections config.
+
+  python main.py --config=configs/synthetic.py --workdir=/tmp/vim_synthetic
+  python main.py --config=configs/synthetic.py --workdir=/tmp/vim_synthetic --mode=eval
+  python main.py --config=configs/default.py:shot=5 --config.train.lr=0.001 ...
+"""
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string('workdir', None, 'Checkpoints, summaries and results go here.')
+flags.DEFINE_enum('mode', 'train', ['train', 'eval'],
+                  'train: train (resuming if possible), validate and test; '
+                  'eval: test a checkpoint of --workdir (config.eval.checkpoint).')
+flags.DEFINE_bool('distributed', False,
+                  'Call jax.distributed.initialize() first (multi-host jobs).')
+config_flags.DEFINE_config_file('config', None, 'Config file (file.py:args).',
+                                lock_config=True)
+flags.mark_flags_as_required(['config', 'workdir'])
+
+
+class _QuietLibraries(logging.logging.Filter):
+  """Drops orbax's and TFDS's per-operation INFO lines; keeps their warnings."""
+
+  def filter(self, record):
+    return record.levelno >= logging.logging.WARNING or not any(
+        lib in record.pathname for lib in ('/orbax/', '/tensorflow_datasets/'))
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  logging.get_absl_handler().addFilter(_QuietLibraries())
+  # TensorFlow feeds the input pipeline only: it must not take the GPU/TPU.
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  tf.config.set_visible_devices([], 'GPU')
+  tf.config.set_visible_devices([], 'TPU')
+  import jax  # pylint: disable=g-import-not-at-top
+  if FLAGS.distributed:
+    jax.distributed.initialize()
+  from vim_jax import train  # pylint: disable=g-import-not-at-top
+  logging.info('JAX process %d/%d, devices: %s', jax.process_index(),
+               jax.process_count(), jax.devices())
+  if FLAGS.mode == 'train':
+    train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  else:
+    train.evaluate_only(FLAGS.config, FLAGS.workdir)
+
+
+if __name__ == '__main__':
+  app.run(main)

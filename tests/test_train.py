@@ -1,0 +1,128 @@
+"""End to end through main.py on the procedural data: train, eval, resume."""
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _main(workdir, data_dir, *args, devices=1, check=True, timeout=600):
+  env = dict(os.environ, JAX_PLATFORMS='cpu', TF_CPP_MIN_LOG_LEVEL='2',
+             XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}')
+  cmd = [sys.executable, str(ROOT / 'main.py'), f'--config={ROOT}/configs/test.py',
+         f'--workdir={workdir}', f'--config.data.tfds_data_dir={data_dir}', *args]
+  proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env,
+                        timeout=timeout)
+  if check and proc.returncode != 0:
+    raise AssertionError(f'{cmd} failed:\n{proc.stderr[-4000:]}')
+  return proc
+
+
+def _episodes_seen(workdir):
+  seen = {}
+  for line in (pathlib.Path(workdir) / 'train_episodes.tsv').read_text().splitlines():
+    step, indices = line.split('\t')
+    seen[int(step)] = indices
+  return seen
+
+
+def _params(workdir, step):
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  state = ocp.StandardCheckpointer().restore(
+      pathlib.Path(workdir, 'checkpoints', str(step), 'default').resolve())
+  return state
+
+
+@pytest.fixture(scope='module')
+def data_dir(tmp_path_factory):
+  return tmp_path_factory.mktemp('tfds')
+
+
+@pytest.fixture(scope='module')
+def full_run(tmp_path_factory, data_dir):
+  workdir = tmp_path_factory.mktemp('run') / 'full'
+  _main(workdir, data_dir, '--config.train.num_steps=4')
+  return workdir
+
+
+def test_run_trains_checkpoints_evaluates_and_writes_summaries(full_run):
+  results = json.loads((full_run / 'test_results.json').read_text())
+  assert results['num_episodes'] == 8
+  assert 0.0 <= results['accuracy'] <= 100.0 and results['ci95'] >= 0.0
+  assert results['per_class'] and all(
+      v['queries'] > 0 for v in results['per_class'].values())
+  assert sorted(int(p.name) for p in (full_run / 'checkpoints').iterdir()
+                if p.name.isdigit()) == [2, 4]
+  assert list(full_run.glob('events.out.tfevents.*'))
+  assert sorted(_episodes_seen(full_run)) == [1, 2, 3, 4]
+
+
+def test_eval_mode_gives_the_same_test_accuracy(full_run, data_dir):
+  before = json.loads((full_run / 'test_results.json').read_text())
+  _main(full_run, data_dir, '--mode=eval')
+  after = json.loads((full_run / 'test_results.json').read_text())
+  assert after['checkpoint'] == before['checkpoint']
+  assert after['accuracy'] == before['accuracy']
+  assert after['per_class'] == before['per_class']
+
+
+def test_resume_continues_exactly(full_run, data_dir, tmp_path):
+  workdir = tmp_path / 'resumed'
+  _main(workdir, data_dir, '--config.train.num_steps=2')
+  _main(workdir, data_dir, '--config.train.num_steps=4')
+  a, b = _params(workdir, 4), _params(full_run, 4)
+  import jax  # pylint: disable=g-import-not-at-top
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_array_equal(x, y)
+  assert _episodes_seen(workdir) == _episodes_seen(full_run)
+
+
+def test_resume_after_kill(full_run, data_dir, tmp_path):
+  """SIGKILL once step 2 is checkpointed; resume reaches the same step 4."""
+  workdir = tmp_path / 'killed'
+  env = dict(os.environ, JAX_PLATFORMS='cpu',
+             XLA_FLAGS='--xla_force_host_platform_device_count=1')
+  proc = subprocess.Popen(
+      [sys.executable, str(ROOT / 'main.py'), f'--config={ROOT}/configs/test.py',
+       f'--workdir={workdir}', f'--config.data.tfds_data_dir={data_dir}',
+       '--config.train.num_steps=4'],
+      cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  deadline = time.time() + 300
+  while not (workdir / 'checkpoints' / '2').exists() and time.time() < deadline:
+    if proc.poll() is not None:
+      break
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  _main(workdir, data_dir, '--config.train.num_steps=4')
+  import jax  # pylint: disable=g-import-not-at-top
+  for x, y in zip(jax.tree.leaves(_params(workdir, 4)),
+                  jax.tree.leaves(_params(full_run, 4))):
+    np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--config.data.way=9'], 'config.data.way=9 but procedural/train has only 5 classes'),
+    (['--config.data.shot=3', '--config.data.query=2'],
+     "has 4 videos, fewer than config.data.shot \\+ config.data.query"),
+    (['--config.parallel=tpu'], "config.parallel='tpu'"),
+])
+def test_bad_config_fails_before_training(args, message, data_dir, tmp_path):
+  proc = _main(tmp_path / 'w', data_dir, *args, check=False)
+  assert proc.returncode != 0
+  import re  # pylint: disable=g-import-not-at-top
+  assert re.search(message, proc.stderr), proc.stderr[-2000:]
+  assert not (tmp_path / 'w' / 'checkpoints').exists()
+
+
+def test_missing_workdir_parent(data_dir, tmp_path):
+  proc = _main(tmp_path / 'no' / 'such' / 'w', data_dir, check=False)
+  assert proc.returncode != 0
+  assert 'its parent folder' in proc.stderr and 'does not exist' in proc.stderr

@@ -1,0 +1,466 @@
+"""Spatial-temporal action alignment (paper 3.4, Eqs. 15-21) and its cost (Eq. 35).
+
+One episode's backbone maps go in; for every (query, class) pair the module
+returns the query's and the class prototype's aligned frame features, ready for
+the frame-wise cosine metric (Eq. 23):
+
+  maps [V, T, h, w, C] ─► (1x1 reduction to D = `channels`, shared)
+    TT  (Eq. 16): per video, localisation net on G(maps) [T, D] ─► (a, b)
+        ─► temporal_warp of the video's features at a * t + b
+    prototypes: class_prototypes of the warped support ─► P [N, T, h, w, D]
+    TR  (Eq. 17-18), per pair:
+        M_e = softmax_s((W_k G(P))[t] . (W_q G(F_q))[s] / sqrt(D))   [T, T]
+        F~_q = M_e (W_v F_q),  F~_s = W_v P        (W_v a 1x1 conv: keeps h, w)
+    SC  (Eq. 19-21), per pair and frame:
+        o = tanh(S(Cat(F~_s, F~_q))) * max_shift * (h, w)      [T, 2] cells
+        F_s = masked_mean(F~_s, mask(+o)),  F_q = masked_mean(F~_q, mask(-o))
+  ─► query_aligned, prototype_aligned [V_q, N, T, D]
+
+Readings of the paper (the choices it leaves open):
+
+- M_e (Eq. 17-18). Rows index the prototype's time steps, columns the query's,
+  and the softmax normalises each ROW (over the query's steps): row t of
+  `M_e (W_v F_q)` is a convex mix of the query's steps, the query re-ordered
+  onto the prototype's time axis. `dim` is D, the width of the projections.
+- Initialisation. W_k, W_q and W_v start as the identity (no bias on W_k, W_q;
+  W_v's bias zero). W_v = I keeps the pretrained feature space (and the
+  cosine geometry the metric relies on) untouched at the start, so TR at
+  initialisation only re-mixes the query's own frames; W_k = W_q = I make M_e
+  a parameter-free content alignment, `softmax_s(<G(P)[t], G(F_q)[s]> / sqrt(D))`:
+  each prototype step gathers the query steps most similar to it. M_e cannot
+  be the identity from content alone (it does not know the time index), and a
+  random W_k, W_q would start from a random, often near-hard, shuffle of the
+  query's frames; an identity start is the closest thing to
+  identity-preserving.
+- TR off: M_e = I and no W_v either, so with TT, TR and SC all off the outputs
+  are exactly ProtoNet's pooled features (prototype = class mean of the
+  spatially pooled support; tested).
+- TT (Eq. 16): the localisation net is a temporal conv (kernel 3) on the pooled
+  features, ReLU, mean over time, Dense(2); the Dense is zero-initialised with
+  bias (1, 0), so TT starts as the exact identity warp. (a, b) are
+  unconstrained; `temporal_warp` clamps positions to the clip.
+- SC (Eq. 19). The predictor is a 3x3 conv on Cat(F~_s, F~_q), ReLU, mean over
+  h, w, Dense(2) (zero-initialised: zero offsets, i.e. plain average pooling,
+  at the start), tanh. A conv of a channel concatenation is the sum of two
+  convs, one per half of the kernel; the query half is linear, so it commutes
+  with the time mixing of TR: `conv_q(M_e V) = M_e conv_q(V)`. The offset is
+  `(dy, dx)` in cells (`vim_jax.ops.spatial` has the sign convention): tanh
+  output times `max_shift` (units of the map side) times `(h, w)`.
+- SC perturbations (training only): the pooled features are averaged over the
+  unperturbed offset AND `perturbations` Gaussian perturbations of it (std
+  `perturbation_scale` map sides); the unperturbed term keeps the training
+  target tied to what evaluation uses. At evaluation: no perturbation, no rng.
+- order='spatial_first' (Table 14): SC runs on the warped but not yet
+  rearranged maps (offsets from Cat(P, F_q), no W_v), then TR runs on the
+  pair's SC-pooled features: M_e from W_k, W_q of those [T, D] features, and
+  `query_aligned = M_e W_v pooled_q`, `prototype_aligned = W_v pooled_s`.
+- Alignment cost (Eq. 35), per (query, class) pair [V_q, N]:
+  `|1 - a_q| + |b_q| + ||M_e - I||_F + ||o||_F`, with (a_q, b_q) the QUERY's
+  warp (the paper computes the cost "for each input video"; the support
+  videos' warps are in aux['warp']), ||.||_2 of the T x T matrix read as the
+  Frobenius norm, and o [T, 2] the unperturbed tanh output (the paper
+  normalises O to [-1, 1]). Zero for a module that is off.
+
+Memory. No pairwise map tensor [V_q, N, T, h, w, D] is ever built. masked_mean
+is linear in the features, so the SC masks become pooling weights
+[V_q, N, T, h, w] (averaged over perturbations), and with TR they are folded
+into the time mixing, [V_q, N, T, T, h, w], before one contraction with the
+per-query maps [V_q, T, h, w, D]. The pairwise tensors left are the offset
+predictor's hidden maps [V_q, N, T, h, w, k] (k = `offset_hidden`, 64) and
+those weights. For one 5-way 5-shot episode with 5 queries per class at
+224 x 224 on ResNet-50 (V_q = 25, N = 5, T = 8, h = w = 7), naive pairwise
+maps would hold 25 * 5 * 8 * 49 * D = 49,000 D numbers: 401 MB in float32 for
+D = 2048 (201 MB for 1024, 100 MB for 512), twice that for the SC input
+Cat(F~_s, F~_q), times (1 + perturbations) if pooled per perturbation, and
+all of it kept for the backward pass. Here the pairwise tensors take 12.5 MB
+(hidden maps) + 1.6 MB (mixing weights) whatever D is; what grows with D are
+the per-video maps (80 MB for the episode's 50 videos at D = 2048; TT, W_v
+and their gradients each hold a copy) and the D x D projections W_k, W_q, W_v
+(16.8 MB each at D = 2048). Measured, XLA CPU `compile().memory_analysis()`
+of the jitted value-and-gradient (params and input maps) of a cosine loss,
+all modules on, 4 perturbations, float32, for that episode:
+
+  channels        params    temp bytes
+  0 (D = 2048)    15.3 M    1047 MB   (all off: 164 MB, the concat + grad)
+  1024             6.6 M     673 MB
+  512              2.5 M     440 MB
+
+next to ResNet-50's own training activations for the episode's 400 frames
+(several GB). So `channels = 0` (keep 2048, as the paper) is affordable;
+`channels = 1024` saves ~0.4 GB per episode and 9 M parameters if memory is
+tight.
+"""
+import functools
+import math
+from typing import Any, Tuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from vim_jax.models import protonet
+from vim_jax.ops import spatial
+from vim_jax.ops import temporal
+
+Dtype = Any
+
+
+def _identity_init(key, shape, dtype=jnp.float32):
+  """Initialiser of a [in, out] kernel to the identity (eye for non-square)."""
+  del key
+  return jnp.eye(*shape, dtype=dtype)
+
+
+def _identity_warp_init(key, shape, dtype=jnp.float32):
+  """Bias (a, b) = (1, 0): the identity warp."""
+  del key
+  assert shape == (2,), shape
+  return jnp.array([1.0, 0.0], dtype)
+
+
+def _frobenius(x: jax.Array) -> jax.Array:
+  """[..., m, n] -> [...] Frobenius norms; 0 with a zero (not NaN) gradient at 0."""
+  squares = jnp.sum(x ** 2, axis=(-2, -1))
+  positive = squares > 0
+  return jnp.where(positive, jnp.sqrt(jnp.where(positive, squares, 1.0)), 0.0)
+
+
+def pooling_weights(offsets: jax.Array, size: Tuple[int, int]) -> jax.Array:
+  """Weights of `spatial.masked_mean` under `spatial.offset_mask(offsets)`.
+
+  `masked_mean(f, mask) = sum_hw weights * f` with these weights, so pooling
+  can be a contraction with the features, done after (or folded into) other
+  linear maps. They are computed by pooling the one-hot basis of the h * w
+  cells with `masked_mean` itself, so the two stay one implementation.
+
+  Args:
+    offsets: [..., 2] (dy, dx) in cells.
+    size: (h, w), static.
+
+  Returns:
+    [..., h, w] float32 weights, summing to 1 (0 for a mask outside the map).
+  """
+  h, w = size
+  basis = jnp.eye(h * w, dtype=jnp.float32).reshape(h, w, h * w)
+
+  def one(offset):  # [2] -> [h, w]
+    mask = spatial.offset_mask(offset, size)
+    return spatial.masked_mean(basis, mask).reshape(h, w)
+
+  flat = jax.vmap(one)(offsets.reshape(-1, 2).astype(jnp.float32))
+  return flat.reshape(offsets.shape[:-1] + (h, w))
+
+
+class TemporalLocaliser(nn.Module):
+  """Localisation net L of the temporal transformation (Eq. 16).
+
+  Attributes:
+    hidden: channels of the temporal conv.
+    dtype: computation dtype.
+    param_dtype: parameter dtype.
+  """
+  hidden: int = 64
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, pooled: jax.Array) -> jax.Array:
+    """[V, T, D] pooled features -> [V, 2] float32 warps (a, b)."""
+    x = nn.Conv(self.hidden, (3,), padding='SAME', dtype=self.dtype,
+                param_dtype=self.param_dtype, name='conv')(pooled)
+    x = nn.relu(x).mean(axis=1)  # [V, hidden]
+    warp = nn.Dense(2, kernel_init=nn.initializers.zeros,
+                    bias_init=_identity_warp_init, dtype=self.dtype,
+                    param_dtype=self.param_dtype, name='head')(x)
+    return warp.astype(jnp.float32)
+
+
+class TemporalRearrangement(nn.Module):
+  """W_k, W_q, W_v of the temporal rearrangement (Eqs. 17-18).
+
+  Attributes:
+    features: D, the width of all three projections.
+    dtype: computation dtype.
+    param_dtype: parameter dtype.
+  """
+  features: int
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  def setup(self):
+    dense = functools.partial(
+        nn.Dense, self.features, kernel_init=_identity_init, dtype=self.dtype,
+        param_dtype=self.param_dtype)
+    self.key = dense(use_bias=False)
+    self.query = dense(use_bias=False)
+    self.value = dense()  # on maps [..., h, w, D] it is a 1x1 conv
+
+  def attention(self, support: jax.Array, query: jax.Array) -> jax.Array:
+    """M_e of Eq. 17 for broadcastable leading dims.
+
+    Args:
+      support: [..., T, D] pooled prototype (the rows).
+      query: [..., T, D] pooled query (the columns).
+
+    Returns:
+      [..., T, T] float32; row t (a prototype step) is a distribution over the
+      query's steps.
+    """
+    scores = jnp.einsum('...td,...sd->...ts', self.key(support),
+                        self.query(query))
+    scores = scores.astype(jnp.float32) / math.sqrt(self.features)
+    return jax.nn.softmax(scores, axis=-1)
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """W_v x for x [..., D] (pooled features or maps)."""
+    return self.value(x)
+
+
+class OffsetPredictor(nn.Module):
+  """Offset predictor S of spatial coordination (Eq. 19), for all pairs.
+
+  Attributes:
+    hidden: channels of the 3x3 conv.
+    dtype: computation dtype.
+    param_dtype: parameter dtype.
+  """
+  hidden: int = 64
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, support, query, mixing=None):
+    """tanh(S(Cat(support_n, mixing_qn query_q))) for every pair (q, n).
+
+    Args:
+      support: [N, T, h, w, D] prototype maps.
+      query: [V_q, T, h, w, D] query maps.
+      mixing: optional [V_q, N, T, T] time mixing (M_e) of the query maps.
+
+    Returns:
+      [V_q, N, T, 2] float32 offsets (dy, dx) in [-1, 1] (units of max shift).
+    """
+    conv = functools.partial(nn.Conv, self.hidden, (3, 3), padding='SAME',
+                             dtype=self.dtype, param_dtype=self.param_dtype)
+    # Cat then conv == conv_support + conv_query (the kernel split by halves).
+    hid_s = conv(name='conv_support')(support)  # [N, T, h, w, k]
+    hid_q = conv(use_bias=False, name='conv_query')(query)  # [V_q, T, h, w, k]
+    if mixing is None:
+      hid_q = hid_q[:, None]  # [V_q, 1, T, h, w, k]
+    else:
+      hid_q = jnp.einsum('qnts,qshwk->qnthwk', mixing.astype(hid_q.dtype),
+                         hid_q)
+    hid = nn.relu(hid_s[None] + hid_q).mean(axis=(-3, -2))  # [V_q, N, T, k]
+    raw = nn.Dense(2, kernel_init=nn.initializers.zeros,
+                   bias_init=nn.initializers.zeros, dtype=self.dtype,
+                   param_dtype=self.param_dtype, name='head')(hid)
+    return jnp.tanh(raw.astype(jnp.float32))
+
+
+class ActionAlignment(nn.Module):
+  """Spatial-temporal action alignment of one episode (paper 3.4).
+
+  See the module docstring for the equations and the choices made. Config
+  fields (`config.model.alignment`): transform (TT), rearrange (TR), spatial
+  (SC), order, test_transform / test_rearrange / test_spatial (None: as in
+  training), channels, max_shift, perturbations, perturbation_scale; and,
+  optional, localisation_hidden (64) and offset_hidden (64).
+
+  Parameters exist for every module that is on in training OR at test time,
+  whatever mode `init` runs in, so test-time isolation (Table 17) can switch a
+  module on or off at evaluation. Training with SC perturbations needs a
+  'sampler' rng; evaluation needs none.
+
+  Memory: see the module docstring (about 1 GB of temporaries for a 5-way
+  5-shot episode with 25 queries at D = 2048, forward and backward).
+
+  Attributes:
+    config: `config.model.alignment`.
+    way: N.
+    dtype: computation dtype (outputs are float32).
+    param_dtype: parameter dtype.
+  """
+  config: ml_collections.ConfigDict
+  way: int
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  def switches(self, train: bool):
+    """((transform, rearrange, spatial) in force, (...) that need params)."""
+    cfg = self.config
+
+    def pick(name):
+      test = cfg.get('test_' + name)
+      active = cfg[name] if train or test is None else test
+      return bool(active), bool(cfg[name] or test)
+
+    picked = [pick(name) for name in ('transform', 'rearrange', 'spatial')]
+    return tuple(p[0] for p in picked), tuple(p[1] for p in picked)
+
+  def _pool_pairs(self, raw_offsets, size, train):
+    """Pooling weights of the support (+o) and query (-o) for every pair.
+
+    Args:
+      raw_offsets: [V_q, N, T, 2] tanh outputs.
+      size: (h, w).
+      train: adds the perturbations.
+
+    Returns:
+      offsets [V_q, N, T, 2] in cells, weights_s and weights_q
+      [V_q, N, T, h, w] (means over the unperturbed and perturbed offsets).
+    """
+    cfg = self.config
+    side = jnp.array(size, jnp.float32)  # [2] cells per map side (h, w)
+    offsets = raw_offsets * (cfg.max_shift * side)  # [V_q, N, T, 2] cells
+    every = offsets[None]  # [1 + P, V_q, N, T, 2]
+    if train and cfg.perturbations > 0 and cfg.perturbation_scale > 0:
+      noise = jax.random.normal(
+          self.make_rng('sampler'), (cfg.perturbations,) + offsets.shape)
+      every = jnp.concatenate(
+          [every, offsets + noise * (cfg.perturbation_scale * side)])
+    weights_s = pooling_weights(every, size).mean(0)
+    weights_q = pooling_weights(-every, size).mean(0)
+    return offsets, weights_s, weights_q
+
+  @nn.compact
+  def __call__(self, support, support_labels, query, *, train: bool):
+    """Aligns every (query, class prototype) pair of one episode.
+
+    Args:
+      support: [V_s, T, h, w, C] support maps, in any class order.
+      support_labels: [V_s] int labels in 0..way-1.
+      query: [V_q, T, h, w, C] query maps.
+      train: training mode (SC perturbations, `test_*` switches ignored).
+
+    Returns:
+      query_aligned [V_q, N, T, D] and prototype_aligned [V_q, N, T, D]
+      (float32), and aux: 'warp' [V_s + V_q, 2] (a, b), support first;
+      'attention' [V_q, N, T, T] (M_e; identity without TR); 'offsets'
+      [V_q, N, T, 2] (cells, unperturbed; zeros without SC); 'cost' [V_q, N]
+      (Eq. 35); 'query_unaligned' [V_q, T, D] and 'prototype_unaligned'
+      [N, T, D] (pooled after the channel reduction only: no TT, TR or SC).
+    """
+    cfg = self.config
+    if cfg.order not in ('temporal_first', 'spatial_first'):
+      raise ValueError(f'Unknown alignment order {cfg.order!r}.')
+    (transform, rearrange, coordinate), needed = self.switches(train)
+    initialising = self.is_initializing()
+    v_s, t_len, h, w, _ = support.shape
+    v_q = query.shape[0]
+    size = (h, w)
+
+    maps = jnp.concatenate([support, query]).astype(self.dtype)  # [V,T,h,w,C]
+    if cfg.channels:
+      maps = nn.Dense(cfg.channels, dtype=self.dtype,
+                      param_dtype=self.param_dtype, name='reduce')(maps)
+    dim = maps.shape[-1]  # D
+    pooled = maps.mean(axis=(2, 3))  # [V, T, D]
+    query_unaligned = pooled[v_s:]
+    prototype_unaligned = protonet.class_prototypes(
+        pooled[:v_s], support_labels, self.way)
+
+    localiser = TemporalLocaliser(
+        cfg.get('localisation_hidden', 64), dtype=self.dtype,
+        param_dtype=self.param_dtype, name='localiser')
+    rearranger = TemporalRearrangement(
+        dim, dtype=self.dtype, param_dtype=self.param_dtype, name='rearrange')
+    predictor = OffsetPredictor(
+        cfg.get('offset_hidden', 64), dtype=self.dtype,
+        param_dtype=self.param_dtype, name='offsets')
+    if initialising:
+      # Create the parameters of modules used only in the other mode.
+      if needed[0] and not transform:
+        localiser(pooled)
+      if needed[1] and not rearrange:
+        rearranger.attention(pooled[:1], pooled[:1])
+        rearranger(pooled[:1])
+      if needed[2] and not coordinate:
+        predictor(maps[:1], maps[:1])
+
+    # TT (Eq. 16). The warp is linear in the features and commutes with the
+    # spatial mean, so the maps are warped only when SC needs them.
+    warp = jnp.tile(jnp.array([[1.0, 0.0]], jnp.float32), (v_s + v_q, 1))
+    if transform:
+      warp = localiser(pooled)  # [V, 2]
+      warp_all = jax.vmap(temporal.temporal_warp)
+      pooled = warp_all(pooled, warp[:, 0], warp[:, 1])
+      if coordinate:
+        maps = warp_all(maps, warp[:, 0], warp[:, 1])
+
+    # Prototypes: grouped by label, so the support may come in any order.
+    proto = protonet.class_prototypes(
+        pooled[:v_s], support_labels, self.way)  # [N, T, D]
+    query_pooled = pooled[v_s:]  # [V_q, T, D]
+    if coordinate:
+      proto_maps = protonet.class_prototypes(
+          maps[:v_s], support_labels, self.way)  # [N, T, h, w, D]
+      query_maps = maps[v_s:]  # [V_q, T, h, w, D]
+
+    pair = (v_q, self.way, t_len)
+    attention = jnp.broadcast_to(jnp.eye(t_len, dtype=jnp.float32),
+                                 pair + (t_len,))
+    raw_offsets = jnp.zeros(pair + (2,), jnp.float32)
+    offsets = raw_offsets
+
+    def pool_maps(weights, maps, spec):
+      return jnp.einsum(spec, weights.astype(maps.dtype), maps)
+
+    if cfg.order == 'temporal_first':
+      if rearrange:
+        # [V_q, N, T, T]: rows the prototype's steps, columns the query's.
+        attention = rearranger.attention(proto[None], query_pooled[:, None])
+        proto = rearranger(proto)
+        query_pooled = rearranger(query_pooled)
+        if coordinate:
+          proto_maps = rearranger(proto_maps)
+          query_maps = rearranger(query_maps)
+      if coordinate:
+        raw_offsets = predictor(proto_maps, query_maps,
+                                attention if rearrange else None)
+        offsets, weights_s, weights_q = self._pool_pairs(
+            raw_offsets, size, train)
+        proto_out = pool_maps(weights_s, proto_maps, 'qnthw,nthwd->qntd')
+        if rearrange:
+          # Fold the query's masks into its time mixing: [V_q, N, T, T, h, w].
+          mixing = jnp.einsum('qnthw,qnts->qntshw', weights_q, attention)
+          query_out = pool_maps(mixing, query_maps, 'qntshw,qshwd->qntd')
+        else:
+          query_out = pool_maps(weights_q, query_maps, 'qnthw,qthwd->qntd')
+      else:
+        proto_out = jnp.broadcast_to(proto[None], pair + (dim,))
+        if rearrange:
+          query_out = jnp.einsum('qnts,qsd->qntd',
+                                 attention.astype(query_pooled.dtype),
+                                 query_pooled)
+        else:
+          query_out = jnp.broadcast_to(query_pooled[:, None], pair + (dim,))
+    else:  # spatial_first: SC on the warped maps, then TR on the pair's pools.
+      if coordinate:
+        raw_offsets = predictor(proto_maps, query_maps)
+        offsets, weights_s, weights_q = self._pool_pairs(
+            raw_offsets, size, train)
+        proto_out = pool_maps(weights_s, proto_maps, 'qnthw,nthwd->qntd')
+        query_out = pool_maps(weights_q, query_maps, 'qnthw,qthwd->qntd')
+      else:
+        proto_out = jnp.broadcast_to(proto[None], pair + (dim,))
+        query_out = jnp.broadcast_to(query_pooled[:, None], pair + (dim,))
+      if rearrange:
+        attention = rearranger.attention(proto_out, query_out)
+        proto_out = rearranger(proto_out)
+        query_out = jnp.einsum('qnts,qnsd->qntd',
+                               attention.astype(query_out.dtype),
+                               rearranger(query_out))
+
+    # Eq. 35 with the query's own warp (see the module docstring).
+    query_warp = warp[v_s:]  # [V_q, 2]
+    warp_cost = jnp.abs(1 - query_warp[:, 0]) + jnp.abs(query_warp[:, 1])
+    eye = jnp.eye(t_len, dtype=jnp.float32)
+    cost = (warp_cost[:, None] + _frobenius(attention - eye)
+            + _frobenius(raw_offsets))  # [V_q, N]
+    aux = dict(
+        warp=warp, attention=attention, offsets=offsets, cost=cost,
+        query_unaligned=query_unaligned.astype(jnp.float32),
+        prototype_unaligned=prototype_unaligned.astype(jnp.float32))
+    return (query_out.astype(jnp.float32), proto_out.astype(jnp.float32),
+            aux)

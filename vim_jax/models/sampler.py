@@ -1,0 +1,416 @@
+"""Task-adaptive spatial-temporal video sampler (paper 3.3).
+
+For each video of an episode the sampler scans its M dense frames with a light
+scan network f (3.3.1), picks T of them with the temporal selector TS (3.3.2)
+and amplifies the salient regions of each picked frame with the spatial
+amplifier SA (3.3.3). The task-adaptive learner (3.3.4) generates the last
+evaluator weight w2 of TS and the channel weights w_s of SA from the episode's
+support set, so the sampling criterion changes from task to task.
+
+  frames [V, M, H, W, 3] ─► resize to scan_size ─► f: maps [V, M, h, w, c]
+     TS:  s_i = w2 . ReLU(w1 (Avg(Cat(f(X_i), g)) + PE(i)))          Eq. 1-2
+          min-max to [0, 1] ─► perturbed top-k (train) / hard top-k (eval)
+          ─► indicators I [V, T, M] ─► X = I X_D                      Eq. 3-6
+     SA:  f_sel = I f; alpha = f f^T / sqrt(hw); f' = alpha f           Eq. 7
+          M_s = mean_c(w_s[c] f'[c]) ─► min-max ─► inverse-CDF grid     Eq. 8-11
+          ─► resample each selected frame at the grid
+     task learner: support Avg(g) ─► E ─► mean ─► (mu, log_var)        Eq. 12
+          f_t = mu + exp(log_var / 2) eps ─► w2 = G_t(f_t) / |.|,
+          w_s = G_s(f_t) / |.|                                          Eq. 13-14
+
+Choices the paper leaves open (see DESIGN.md 2):
+
+- Eq. 7 has no softmax on alpha and none is added. The saliency map is
+  min-max normalised before it is used, which removes its scale (and the
+  scale of its gradient), so the large magnitude of f f^T (a sum over h w
+  positions of products of c-channel activations) does no harm. A softmax over
+  c = 1024 channels with logits of that magnitude would saturate to near
+  one-hot rows and give vanishing gradients. Without it the product also
+  reassociates: w_s^T (f f^T) f = (w_s^T f)(f^T f), O(c (hw)^2) instead of
+  O(c^2 hw) (`channel_attention_saliency`). Everything in SA runs in float32.
+- Scores and saliency maps are min-max normalised per video / per frame, the
+  range guarded by max(range, 1e-6 max|x| + 1e-12): a constant input maps to
+  all zeros (for a saliency map: the identity grid) and never to NaN.
+- w1 has a bias, w2 none (the min-max normalisation would remove it). The
+  plain (non-adaptive) w2 is initialised like a Dense kernel; the plain w_s to
+  1/sqrt(c) (the channel mean, unit norm like the generated one). The
+  generated weights are divided by max(|theta|, 1e-6).
+- The task encoder E is Dense(task_dim), ReLU, Dense(2 task_dim); log_var is
+  clipped to [-8, 8] so exp(log_var / 2) cannot overflow. No prior (KL) term
+  is put on (mu, log_var): the paper has none.
+- In training with TS the frames are selected with `indicators @ frames`
+  (soft, so gradients reach the scores); wherever the indicators are hard
+  (evaluation, TS off, baselines) the frames are gathered instead, which is
+  exact and cheaper. The soft product runs at HIGHEST precision (TPUs would
+  otherwise round the frames to bfloat16).
+- `aux['indices']` in training with TS is the argmax of each (soft) indicator
+  row; with a large sigma two rows can share their argmax, so the indices are
+  strictly increasing only for hard selections.
+- method 'mgsampler' (Table 11, Zhi et al. 2021) and 'uniform' are baselines
+  on their own: their temporal rule replaces TS and no SA or task adaptation
+  is applied (Table 11's "ProtoNet + MGSampler"). For uniform frames with SA,
+  use method 'vim' with temporal=False. `enabled=False` behaves like
+  'uniform' (the caller normally skips the sampler then).
+- MGSampler motion: mean absolute difference of the scan maps of adjacent
+  frames ("feature difference", paper 4.4.4), see `motion_indices`.
+- Parameters are created for every part that the training or the test
+  switches use, whichever mode `init` runs in, so a model initialised with
+  train=False can be trained and evaluated with test-time isolation.
+
+Randomness: `self.make_rng('sampler')` only when training (perturbed top-k
+noise, one key per video; the task feature's eps). At evaluation no rng is
+needed and the output is deterministic (hard top-k, eps = 0).
+
+Parameter tree (under the module's name):
+
+  scan/                      ShuffleNet V2 (`build_scan_network`)
+  evaluator_w1               Dense(2c -> hidden), TS
+  evaluator_w2 [hidden]      TS, without adaptation
+  saliency_w_s [c]           SA, without adaptation
+  task_encoder/dense_{0,1}   with adaptation (TS or SA)
+  generator_t                Dense(task_dim -> hidden), with adaptation and TS
+  generator_s                Dense(task_dim -> c), with adaptation and SA
+"""
+from typing import Any, Optional
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from input_pipeline import episodes as episodes_lib
+from vim_jax.models import shufflenet
+from vim_jax.ops import saliency as saliency_ops
+from vim_jax.ops import topk as topk_ops
+
+Dtype = Any
+METHODS = ('vim', 'mgsampler', 'uniform')
+
+
+def position_embedding(length: int, width: int) -> np.ndarray:
+  """Sinusoidal position embedding (Vaswani et al., 2017) of Eq. 1.
+
+  Args:
+    length: number of positions (M).
+    width: embedding width (even or odd).
+
+  Returns:
+    [length, width] float32: column 2i is sin(pos / 10000^(2i / width)),
+    column 2i + 1 the cosine at the same frequency.
+  """
+  pos = np.arange(length, dtype=np.float64)[:, None]  # [length, 1]
+  i = np.arange(width)[None, :]  # [1, width]
+  angle = pos / np.power(10000.0, (i - i % 2) / width)
+  return np.where(i % 2 == 0, np.sin(angle), np.cos(angle)).astype(np.float32)
+
+
+def minmax_normalise(x, axis):
+  """Min-max normalisation of `x` to [0, 1] over `axis`, guarded.
+
+  A constant input gives zeros (never NaN); the range is floored at
+  1e-6 max|x| + 1e-12 so a near-constant input is not blown up from rounding.
+  """
+  low = x.min(axis=axis, keepdims=True)
+  high = x.max(axis=axis, keepdims=True)
+  guard = 1e-6 * jnp.abs(x).max(axis=axis, keepdims=True) + 1e-12
+  return (x - low) / jnp.maximum(high - low, guard)
+
+
+def channel_attention_saliency(maps, w_s):
+  """Raw saliency of Eq. 7-8 from scan maps: mean_c(w_s[c] (alpha f)[c]).
+
+  With F = f as [c, hw], alpha = F F^T / sqrt(hw), F' = alpha F and
+  M_s = (1/c) w_s^T F'. Reassociated as (w_s^T F)(F^T F) / (c sqrt(hw)):
+  the same numbers, but never forms the c x c matrix.
+
+  Args:
+    maps: [..., h, w, c] scan feature maps.
+    w_s: [c] channel weights.
+
+  Returns:
+    [..., h, w] float32 saliency, not normalised.
+  """
+  *lead, h, w, c = maps.shape
+  f = maps.astype(jnp.float32).reshape(*lead, h * w, c)  # [..., hw, c]
+  hp = jax.lax.Precision.HIGHEST
+  u = jnp.einsum('...pc,c->...p', f, w_s.astype(jnp.float32), precision=hp)
+  gram = jnp.einsum('...pc,...qc->...pq', f, f, precision=hp)  # [..., hw, hw]
+  m = jnp.einsum('...p,...pq->...q', u, gram, precision=hp)
+  return (m / (c * np.sqrt(h * w))).reshape(*lead, h, w)
+
+
+def amplify(frames, saliency, *, floor):
+  """Spatial amplification of frames by their saliency (Eq. 9-11).
+
+  Args:
+    frames: [..., H, W, C] frames.
+    saliency: [..., h, w] saliency in [0, 1], one map per frame (any h, w).
+    floor: uniform floor of `saliency_grid`.
+
+  Returns:
+    [..., H, W, C] resampled frames; a constant map returns the frames
+    (identity grid).
+  """
+  lead = frames.shape[:-3]
+  out_hw = frames.shape[-3:-1]
+  f = frames.reshape((-1,) + frames.shape[-3:])
+  s = saliency.reshape((-1,) + saliency.shape[-2:])
+  grids = jax.vmap(
+      lambda m: saliency_ops.saliency_grid(m, out_hw, floor=floor))(s)
+  out = jax.vmap(saliency_ops.resample)(f, grids)
+  return out.reshape(lead + out.shape[1:])
+
+
+def motion_indices(features, k):
+  """MGSampler (Zhi et al., 2021): k frames at uniform quantiles of motion.
+
+  The motion of frame m >= 1 is the mean absolute difference between its
+  features and those of frame m - 1; frame 0 has none. A small floor
+  (1e-3 of the mean motion, plus 1e-12) is added to every frame, so a static
+  video gets equal shares and the rule gives back the segment centres of
+  `dense_frame_indices`. Frame j of the output is the first frame whose
+  normalised cumulative motion reaches (j + 0.5) / k (the inverse CDF at the
+  segment centre). Repeats, which a burst of motion in one frame causes, are
+  pushed to the nearest free frames so that the k frames are distinct.
+
+  Args:
+    features: [V, M, ...] per-frame features (scan maps, or pixels).
+    k: static number of frames, 1 <= k <= M.
+
+  Returns:
+    [V, k] int32 frame indices, strictly increasing.
+  """
+  v, m = features.shape[:2]
+  if not 1 <= k <= m:
+    raise ValueError(f'k={k} must be in [1, {m}].')
+  f = features.reshape(v, m, -1).astype(jnp.float32)
+  diff = jnp.abs(f[:, 1:] - f[:, :-1]).mean(-1)  # [V, M - 1]
+  motion = jnp.concatenate([jnp.zeros((v, 1), diff.dtype), diff], 1)  # [V, M]
+  motion = motion + 1e-3 * motion.mean(1, keepdims=True) + 1e-12
+  cdf = jnp.cumsum(motion, 1) / motion.sum(1, keepdims=True)  # [V, M]
+  q = jnp.asarray((np.arange(k) + 0.5) / k, jnp.float32)  # [k]
+  idx = jax.vmap(lambda c: jnp.searchsorted(c, q, side='left'))(cdf)
+  idx = jnp.minimum(idx, m - 1).astype(jnp.int32)  # [V, k]
+  # Distinct frames: push repeats right, then back left from the last frame.
+  cols = [idx[:, 0]]
+  for j in range(1, k):
+    cols.append(jnp.maximum(idx[:, j], cols[-1] + 1))
+  cols[-1] = jnp.minimum(cols[-1], m - 1)
+  for j in range(k - 2, -1, -1):
+    cols[j] = jnp.minimum(cols[j], cols[j + 1] - 1)
+  return jnp.stack(cols, 1)
+
+
+def _select(videos, indicators, indices, soft):
+  """X = I X_D (Eq. 3): [V, M, ...] -> [V, T, ...]."""
+  if soft:
+    return jnp.einsum('vtm,vm...->vt...', indicators.astype(videos.dtype),
+                      videos, precision=jax.lax.Precision.HIGHEST)
+  return jax.vmap(lambda x, i: x[i])(videos, indices)
+
+
+def _unit(x):
+  """x / |x|, guarded."""
+  return x / jnp.maximum(jnp.linalg.norm(x), 1e-6)
+
+
+class TaskEncoder(nn.Module):
+  """Task encoder E of Eq. 12: support features -> (mu, log_var).
+
+  Attributes:
+    task_dim: size of f_t (paper: 128).
+    dtype: computation dtype.
+    param_dtype: parameter dtype.
+  """
+  task_dim: int
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, support_features):  # [V_s, c] -> ([task_dim], [task_dim])
+    dense = lambda n, name: nn.Dense(
+        n, dtype=self.dtype, param_dtype=self.param_dtype, name=name)
+    x = nn.relu(dense(self.task_dim, 'dense_0')(support_features))
+    x = dense(2 * self.task_dim, 'dense_1')(x)  # [V_s, 2 task_dim]
+    x = x.astype(jnp.float32).mean(0)  # Eq. 12: average over the support
+    mu, log_var = jnp.split(x, 2)
+    return mu, jnp.clip(log_var, -8.0, 8.0)
+
+
+class VideoSampler(nn.Module):
+  """The task-adaptive spatial-temporal video sampler of one episode.
+
+  Attributes:
+    config: `config.model.sampler` (see configs/default.py). An optional
+      field `scan_kwargs` (a dict of `ShuffleNetV2` fields) overrides the
+      network that `scan_net` names, e.g. a tiny one for tests.
+    frames: T, frames selected per video.
+    dtype: computation dtype of the scan network and of the output frames.
+    param_dtype: parameter dtype.
+  """
+  config: ml_collections.ConfigDict
+  frames: int
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  def switches(self, train: bool):
+    """(temporal, spatial, adaptive) in force for this mode."""
+    cfg = self.config
+    if not cfg.enabled or cfg.method != 'vim':
+      return False, False, False
+    def pick(name):
+      test = cfg.get('test_' + name)
+      return cfg[name] if train or test is None else test
+    return pick('temporal'), pick('spatial'), pick('adaptive')
+
+  @nn.compact
+  def __call__(self, support, support_labels, query, *, train: bool,
+               sigma=0.0):
+    """Samples T frames of every support and query video of one episode.
+
+    Args:
+      support: [V_s, M, H, W, 3] ImageNet-normalised frames.
+      support_labels: [V_s] labels (unused: the task encoder averages over
+        the whole support, Eq. 12).
+      query: [V_q, M, H, W, 3] ImageNet-normalised frames.
+      train: perturbed top-k, random task feature and batch statistics in
+        the scan network when True (then a 'sampler' rng is needed).
+      sigma: noise scale of the perturbed top-k in training (traced scalar
+        allowed); a Python 0 selects the hard top-k.
+
+    Returns:
+      (support_frames [V_s, T, H, W, 3], query_frames [V_q, T, H, W, 3], aux)
+      with aux over the V = V_s + V_q videos, support first: 'indices' [V, T]
+      int32, 'indicators' [V, T, M], 'scores' [V, M] in [0, 1] (zeros for
+      uniform sampling; normalised motion for MGSampler), 'saliency'
+      [V, T, h, w] in [0, 1] (zeros without SA), 'scan_dense' [V, c] and
+      'scan_selected' [V, c].
+    """
+    del support_labels
+    cfg = self.config
+    if cfg.method not in METHODS:
+      raise ValueError(f'Unknown sampler method {cfg.method!r}; one of '
+                       f'{METHODS}.')
+    temporal, spatial, adaptive = self.switches(train)
+    # A part gets parameters when the training or the test switches use it,
+    # whichever mode `init` runs in; at apply only the parts in force run.
+    modes = (self.switches(True), self.switches(False))
+    needed = lambda rule: any(rule(*mode) for mode in modes)
+    init = self.is_initializing()
+    run_w1 = temporal or (init and needed(lambda ts, sa, ad: ts))
+    run_encoder = (adaptive and (temporal or spatial)) or (
+        init and needed(lambda ts, sa, ad: ad and (ts or sa)))
+    run_gen_t = (adaptive and temporal) or (
+        init and needed(lambda ts, sa, ad: ad and ts))
+    run_gen_s = (adaptive and spatial) or (
+        init and needed(lambda ts, sa, ad: ad and sa))
+    run_w2 = (temporal and not adaptive) or (
+        init and needed(lambda ts, sa, ad: ts and not ad))
+    run_w_s = (spatial and not adaptive) or (
+        init and needed(lambda ts, sa, ad: sa and not ad))
+
+    num_support = support.shape[0]
+    videos = jnp.concatenate([support, query], 0)  # [V, M, H, W, 3]
+    v, m, height, width, _ = videos.shape
+    t = self.frames
+    if not 1 <= t <= m:
+      raise ValueError(f'frames={t} must be in [1, M={m}].')
+
+    # 3.3.1 Video scanning.
+    # Built unbound (parent=None), then adopted as 'scan' with the optional
+    # field overrides (build_scan_network's `name` is the network's name).
+    scan = shufflenet.build_scan_network(
+        cfg.scan_net, dtype=self.dtype, param_dtype=self.param_dtype,
+        parent=None).clone(
+            parent=self, name='scan', **dict(cfg.get('scan_kwargs') or {}))
+    size = cfg.scan_size
+    small = videos.reshape((v * m, height, width, 3)).astype(self.dtype)
+    if (height, width) != (size, size):
+      small = jax.image.resize(small, (v * m, size, size, 3), 'bilinear')
+    maps = scan(small, train=train)
+    maps = maps.reshape((v, m) + maps.shape[1:]).astype(jnp.float32)
+    c = maps.shape[-1]  # maps [V, M, h, w, c]
+    pooled = maps.mean((2, 3))  # [V, M, c], Avg(f(X_i))
+    video_feature = pooled.mean(1)  # [V, c], Avg(g_X)
+
+    # 3.3.4 Task-adaptive learner, on the support only.
+    w2 = w_s = None
+    if run_encoder:
+      mu, log_var = TaskEncoder(
+          cfg.task_dim, dtype=self.dtype, param_dtype=self.param_dtype,
+          name='task_encoder')(video_feature[:num_support])
+      task = mu  # eps = 0 at evaluation
+      if train and adaptive:
+        eps = jax.random.normal(self.make_rng('sampler'), mu.shape, mu.dtype)
+        task = mu + jnp.exp(log_var / 2) * eps  # [task_dim], Eq. 13
+      if run_gen_t:  # Eq. 14
+        w2 = _unit(nn.Dense(cfg.hidden, param_dtype=self.param_dtype,
+                            name='generator_t')(task))  # [hidden]
+        self.sow('intermediates', 'w2', w2)
+      if run_gen_s:
+        w_s = _unit(nn.Dense(c, param_dtype=self.param_dtype,
+                             name='generator_s')(task))  # [c]
+        self.sow('intermediates', 'w_s', w_s)
+    if run_w2:
+      plain = self.param('evaluator_w2', nn.initializers.lecun_normal(),
+                         (cfg.hidden, 1), self.param_dtype)[:, 0]
+      w2 = w2 if adaptive else plain
+    if run_w_s:
+      plain = self.param('saliency_w_s', nn.initializers.constant(c ** -0.5),
+                         (c,), self.param_dtype)
+      w_s = w_s if adaptive else plain
+
+    # 3.3.2 Temporal selector.
+    scores = jnp.zeros((v, m), jnp.float32)
+    soft = False
+    if run_w1:
+      x = jnp.concatenate(
+          [pooled, jnp.broadcast_to(video_feature[:, None], pooled.shape)], -1)
+      x = x + position_embedding(m, 2 * c)  # [V, M, 2c], Eq. 1
+      hidden = nn.relu(nn.Dense(cfg.hidden, param_dtype=self.param_dtype,
+                                name='evaluator_w1')(x))  # [V, M, hidden]
+      if temporal:
+        raw = jnp.einsum('vmd,d->vm', hidden, w2.astype(jnp.float32))
+        scores = minmax_normalise(raw, axis=1)  # [V, M] in [0, 1]
+    if temporal and train:
+      keys = jax.random.split(self.make_rng('sampler'), v)
+      indicators = jax.vmap(
+          lambda s, key: topk_ops.perturbed_topk(
+              s, t, num_samples=cfg.num_samples, sigma=sigma, rng=key))(
+                  scores, keys)  # [V, T, M]
+      indices = jnp.argmax(indicators, -1).astype(jnp.int32)
+      soft = True
+    elif temporal:
+      indicators = topk_ops.hard_topk(scores, t)
+      indices = jnp.argmax(indicators, -1).astype(jnp.int32)
+    elif cfg.enabled and cfg.method == 'mgsampler':
+      indices = motion_indices(maps, t)
+      diff = jnp.abs(maps[:, 1:] - maps[:, :-1]).mean((2, 3, 4))
+      scores = minmax_normalise(
+          jnp.concatenate([jnp.zeros((v, 1)), diff], 1), axis=1)
+      indicators = jax.nn.one_hot(indices, m, dtype=jnp.float32)
+    else:
+      uniform = episodes_lib.dense_frame_indices(m, t)  # [T] numpy
+      indices = jnp.broadcast_to(jnp.asarray(uniform, jnp.int32), (v, t))
+      indicators = jax.nn.one_hot(indices, m, dtype=jnp.float32)
+    selected = _select(videos, indicators, indices, soft)  # [V, T, H, W, 3]
+    scan_selected = jnp.einsum(
+        'vtm,vmc->vtc', indicators, pooled,
+        precision=jax.lax.Precision.HIGHEST).mean(1)  # [V, c]
+
+    # 3.3.3 Spatial amplifier, on the selected frames.
+    h, w = maps.shape[2:4]
+    saliency = jnp.zeros((v, t, h, w), jnp.float32)
+    if spatial:
+      maps_sel = _select(maps, indicators, indices, soft)  # [V, T, h, w, c]
+      raw = channel_attention_saliency(maps_sel, w_s)  # [V, T, h, w]
+      saliency = minmax_normalise(raw, axis=(2, 3))
+      selected = amplify(selected.astype(jnp.float32), saliency,
+                         floor=cfg.saliency_floor)
+
+    selected = selected.astype(self.dtype)
+    aux = dict(indices=indices, indicators=indicators, scores=scores,
+               saliency=saliency, scan_dense=video_feature,
+               scan_selected=scan_selected)
+    return selected[:num_support], selected[num_support:], aux

@@ -1,0 +1,109 @@
+"""Pure per-device train and eval steps, and the training state."""
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import optax
+
+from vim_jax import losses
+from vim_jax import parallel
+
+
+class TrainState(flax.struct.PyTreeNode):
+  """Everything a resumed run needs; a pytree of arrays (orbax-friendly)."""
+  step: jnp.ndarray  # int32 scalar: updates done
+  params: Any
+  batch_stats: Any
+  opt_state: Any
+  rng: jnp.ndarray  # uint32 [2]: the base key; step keys are folded from it
+
+
+def lr_schedule(train_config):
+  """The paper's step decay: lr * decay ** (step // every)."""
+  return optax.exponential_decay(
+      train_config.lr, transition_steps=train_config.lr_decay_every,
+      decay_rate=train_config.lr_decay, staircase=True)
+
+
+def sigma_schedule(train_config, step):
+  """Perturbed top-k noise: sigma * decay ** (step // every), floored."""
+  sigma = train_config.sigma * train_config.sigma_decay ** (
+      step // train_config.sigma_decay_every)
+  return jnp.maximum(sigma, train_config.sigma_min)
+
+
+def make_optimizer(train_config) -> optax.GradientTransformation:
+  return optax.chain(
+      optax.add_decayed_weights(train_config.weight_decay),
+      optax.sgd(lr_schedule(train_config), momentum=train_config.momentum))
+
+
+def init_state(model, tx, example_episode, seed: int) -> TrainState:
+  """Initial parameters from one (unbatched) episode's shapes."""
+  init_key, state_key = jax.random.split(jax.random.PRNGKey(seed))
+  params_key, sampler_key = jax.random.split(init_key)
+  variables = jax.jit(lambda ep: model.init(
+      {'params': params_key, 'sampler': sampler_key}, ep, train=False))(
+          example_episode)
+  params = variables['params']
+  return TrainState(
+      step=jnp.zeros((), jnp.int32), params=params,
+      batch_stats=variables.get('batch_stats', {}),
+      opt_state=tx.init(params), rng=state_key)
+
+
+def episode_keys(base, index):
+  """One key per episode from its global index: the same for any layout."""
+  return jax.vmap(lambda i: jax.random.fold_in(base, i))(index)
+
+
+def train_step(state: TrainState, batch, *, model, tx, train_config):
+  """One update on this device's episodes [E, ...]; gradients mean over 'data'.
+
+  Every episode is run on its own (vmap), batch-norm statistics included, so
+  that E episodes on one device and one episode on each of E devices compute
+  the same thing.
+  """
+  sigma = sigma_schedule(train_config, state.step)
+  keys = episode_keys(state.rng, batch['index'])
+
+  def loss_fn(params):
+    def one(episode, key):
+      outputs, mutated = model.apply(
+          {'params': params, 'batch_stats': state.batch_stats}, episode,
+          train=True, sigma=sigma, rngs={'sampler': key},
+          mutable=['batch_stats'])
+      loss, metrics = losses.total_loss(outputs, episode, train_config)
+      return loss, (metrics, mutated['batch_stats'])
+    loss, aux = jax.vmap(one)(batch, keys)
+    return loss.mean(), aux
+
+  grads, (metrics, batch_stats) = jax.grad(loss_fn, has_aux=True)(state.params)
+  grads = parallel.pmean_tree(grads)
+  batch_stats = parallel.pmean_tree(parallel.mean_over_episodes(batch_stats))
+  metrics = parallel.pmean_tree(parallel.mean_over_episodes(metrics))
+  updates, opt_state = tx.update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  metrics['lr'] = lr_schedule(train_config)(state.step)
+  metrics['sigma'] = sigma
+  metrics['grad_norm'] = optax.tree.norm(grads)
+  new_state = state.replace(step=state.step + 1, params=params,
+                            batch_stats=batch_stats, opt_state=opt_state)
+  return new_state, metrics
+
+
+def eval_step(variables, batch, *, model):
+  """Per-episode results on this device's episodes [E, ...] (no collectives).
+
+  Returns:
+    'accuracy' [E], 'correct' [E, V_q] bool, 'query_class' [E, V_q] global
+    class ids, 'index' [E].
+  """
+  def one(episode):
+    outputs = model.apply(variables, episode, train=False)
+    correct = jnp.argmax(outputs['logits'], -1) == episode['query_labels']
+    return dict(accuracy=correct.mean(), correct=correct,
+                query_class=episode['classes'][episode['query_labels']],
+                index=episode['index'])
+  return jax.vmap(one)(batch)

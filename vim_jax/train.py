@@ -1,0 +1,341 @@
+"""Train, validate and test a few-shot model on episodes.
+
+`train_and_evaluate(config, workdir)` is the whole job; `evaluate_only` is
+`--mode=eval`. Workdir layout:
+  checkpoints/<step>/   latest states (orbax; resume restores from here)
+  best/<step>/          the parameters with the best validation accuracy
+  events.*              CLU summaries (TensorBoard)
+  train_episodes.tsv    step and episode indices consumed (resume audit)
+  test_results.json     mean accuracy, 95% CI, per-class accuracy
+"""
+import functools
+import json
+import logging
+import os
+import time
+
+from clu import metric_writers
+from clu import metrics as clu_metrics
+from clu import periodic_actions
+import flax
+import jax
+import jax.numpy as jnp
+from jax.experimental import multihost_utils
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+import tensorflow as tf
+
+from input_pipeline import datasets
+from input_pipeline import episodes as episodes_lib
+from vim_jax import evaluate
+from vim_jax import parallel
+from vim_jax import steps
+from vim_jax.models import few_shot
+
+
+@flax.struct.dataclass
+class TrainMetrics(clu_metrics.Collection):
+  loss: clu_metrics.Average.from_output('loss')
+  cls_loss: clu_metrics.Average.from_output('cls_loss')
+  accuracy: clu_metrics.Average.from_output('accuracy')
+  grad_norm: clu_metrics.Average.from_output('grad_norm')
+  lr: clu_metrics.LastValue.from_output('lr')
+  sigma: clu_metrics.LastValue.from_output('sigma')
+
+
+def uses_sampler(model_config) -> bool:
+  return bool(model_config.get('sampler', {}).get('enabled', False))
+
+
+def episode_spec(config, split: str) -> episodes_lib.EpisodeSpec:
+  """The episodes of a split: dense M frames with a sampler, else T."""
+  data = config.data
+  frames = (data.dense_frames if uses_sampler(config.model)
+            else config.model.frames)
+  return episodes_lib.EpisodeSpec(
+      way=data.way, shot=data.shot, query=data.query, frames=frames,
+      frame_size=data.frame_size, train=split == 'train',
+      crop_scale=tuple(data.train_crop_scale),
+      test_crop_fraction=data.test_crop_fraction, hflip=data.hflip)
+
+
+def check_config(config, workdir: str, num_devices: int):
+  """Clear errors for impossible settings, before anything is built."""
+  parent = os.path.dirname(os.path.abspath(workdir))
+  if not os.path.isdir(parent):
+    raise FileNotFoundError(
+        f'--workdir={workdir}: its parent folder {parent} does not exist.')
+  data, model, train = config.data, config.model, config.train
+  for field, value, low in [
+      ('data.way', data.way, 2), ('data.shot', data.shot, 1),
+      ('data.query', data.query, 1), ('model.frames', model.frames, 1),
+      ('train.episodes_per_step', train.episodes_per_step, 1),
+      ('eval.episodes_per_step', config.eval.episodes_per_step, 1),
+      ('eval.test_episodes', config.eval.test_episodes, 1)]:
+    if value < low:
+      raise ValueError(f'config.{field}={value} must be at least {low}.')
+  if uses_sampler(model) and data.dense_frames < model.frames:
+    raise ValueError(
+        f'config.data.dense_frames={data.dense_frames} (M) must be at least '
+        f'config.model.frames={model.frames} (T).')
+  for field in ('train.episodes_per_step', 'eval.episodes_per_step'):
+    value = config[field.split('.')[0]][field.split('.')[1]]
+    if value % num_devices:
+      raise ValueError(
+          f'config.{field}={value} must be a multiple of the {num_devices} '
+          'devices.')
+  if config.parallel not in parallel.KINDS:
+    raise ValueError(
+        f'config.parallel={config.parallel!r} is not one of {parallel.KINDS}.')
+
+
+def example_episode(spec: episodes_lib.EpisodeSpec) -> dict:
+  """Zeros with an episode's shapes, for initialisation."""
+  frames = (spec.frames, spec.frame_size, spec.frame_size, 3)
+  return dict(
+      support=jnp.zeros((spec.num_support,) + frames, jnp.uint8),
+      query=jnp.zeros((spec.num_query,) + frames, jnp.uint8),
+      support_labels=jnp.arange(spec.num_support, dtype=jnp.int32) % spec.way,
+      query_labels=jnp.arange(spec.num_query, dtype=jnp.int32) % spec.way,
+      classes=jnp.arange(spec.way, dtype=jnp.int32),
+      video=jnp.zeros((spec.num_support + spec.num_query,), jnp.int32),
+      index=jnp.zeros((), jnp.int32))
+
+
+class Experiment:
+  """Model, optimiser, data sources and compiled steps of one config."""
+
+  def __init__(self, config, runner: parallel.Runner):
+    self.config = config
+    self.runner = runner
+    self.model = few_shot.FewShotModel(config.model, way=config.data.way)
+    self.tx = steps.make_optimizer(config.train)
+    self.sources = {}
+    self._train_step = runner.compile(
+        functools.partial(steps.train_step, model=self.model, tx=self.tx,
+                          train_config=config.train), donate_state=True)
+    self._eval_step = runner.compile(
+        functools.partial(steps.eval_step, model=self.model), sharded_out=True)
+
+  def source(self, split):
+    if split not in self.sources:
+      source = datasets.load_source(self.config.data, split)
+      spec = episode_spec(self.config, split)
+      source.check(spec)
+      episodes_lib.log_spec(source.name, spec, source)
+      self.sources[split] = source
+    return self.sources[split]
+
+  def init_state(self) -> steps.TrainState:
+    return steps.init_state(
+        self.model, self.tx, example_episode(episode_spec(self.config, 'train')),
+        self.config.seed)
+
+  def train_batches(self, start_step: int):
+    train = self.config.train
+    indices = episodes_lib.train_indices(
+        start_step, train.num_steps, train.episodes_per_step,
+        jax.process_index(), jax.process_count())
+    return episodes_lib.episode_dataset(
+        self.source('train'), episode_spec(self.config, 'train'),
+        seed=self.config.seed, split='train', indices=indices,
+        batch=train.episodes_per_step // jax.process_count(),
+        prefetch=self.config.data.prefetch).as_numpy_iterator()
+
+  def train_step(self, state, batch):
+    return self._train_step(state, self.runner.put_batch(batch))
+
+  def evaluate(self, variables, split: str, num_episodes: int, seed: int):
+    """Accuracy over episodes 0..num_episodes-1 of (seed, split)."""
+    global_batch = self.config.eval.episodes_per_step
+    indices = episodes_lib.eval_indices(
+        num_episodes, global_batch, jax.process_index(), jax.process_count())
+    batches = episodes_lib.episode_dataset(
+        self.source(split), episode_spec(self.config, split), seed=seed,
+        split=split, indices=indices,
+        batch=global_batch // jax.process_count(),
+        prefetch=self.config.data.prefetch)
+    variables = self.runner.put_state(variables)
+    results = []
+    for batch in batches.as_numpy_iterator():
+      out = self._eval_step(variables, self.runner.put_batch(batch))
+      results.append(self.runner.get_sharded(out))
+    results = {k: np.concatenate([r[k] for r in results]) for k in results[0]}
+    if jax.process_count() > 1:
+      results = multihost_utils.process_allgather(results, tiled=True)
+    return evaluate.summarise(results, num_episodes,
+                              self.source(split).class_names)
+
+
+def _variables(state):
+  return {'params': state.params, 'batch_stats': state.batch_stats}
+
+
+def _managers(workdir, train_config):
+  latest = ocp.CheckpointManager(
+      os.path.join(os.path.abspath(workdir), 'checkpoints'),
+      options=ocp.CheckpointManagerOptions(
+          save_interval_steps=train_config.checkpoint_every,
+          max_to_keep=train_config.keep_checkpoints, create=True))
+  best = ocp.CheckpointManager(
+      os.path.join(os.path.abspath(workdir), 'best'),
+      options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True))
+  return latest, best
+
+
+def _abstract(tree):
+  return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
+
+
+def _log_results(writer, step, prefix, results):
+  writer.write_scalars(step, {f'{prefix}/accuracy': results['accuracy'],
+                              f'{prefix}/ci95': results['ci95']})
+  logging.info('%s accuracy at step %d: %.2f +- %.2f %% over %d episodes',
+               prefix, step, results['accuracy'], results['ci95'],
+               results['num_episodes'])
+
+
+def _check_finite(metrics, step, batch):
+  bad = [k for k, v in metrics.items() if not np.all(np.isfinite(v))]
+  if bad:
+    raise FloatingPointError(
+        f'non-finite {bad} at step {step} (episodes '
+        f'{batch["index"].tolist()}); the last checkpoint is intact.')
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
+  """Trains (resuming from workdir if it holds a checkpoint), then tests."""
+  runner = parallel.Runner(config.parallel)
+  check_config(config, workdir, runner.num_devices)
+  tf.io.gfile.makedirs(workdir)
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, 'config.json'), 'w') as f:
+      f.write(config.to_json_best_effort(indent=2))
+  experiment = Experiment(config, runner)
+  train = config.train
+  for split in datasets.SPLITS:  # fail on bad data before training starts
+    experiment.source(split)
+
+  latest, best = _managers(workdir, train)
+  state = experiment.init_state()
+  if latest.latest_step() is not None:
+    step = latest.latest_step()
+    logging.info('Resuming from %s step %d', latest.directory, step)
+    state = latest.restore(step, args=ocp.args.StandardRestore(_abstract(state)))
+  start_step = int(state.step)
+  state = runner.put_state(state)
+
+  writer = metric_writers.create_default_writer(
+      workdir, just_logging=jax.process_index() > 0)
+  hooks = []
+  if jax.process_index() == 0:
+    hooks = [periodic_actions.ReportProgress(
+        num_train_steps=train.num_steps, writer=writer, every_secs=None,
+        every_steps=train.log_every)]
+  episode_log = open(os.path.join(workdir, 'train_episodes.tsv'), 'a')
+  best_val = _best_value(best)
+  train_metrics = None
+  step = start_step
+  logging.info('Training steps %d..%d on %d device(s) (%s)', start_step,
+               train.num_steps, runner.num_devices, config.parallel)
+  for step, batch in enumerate(experiment.train_batches(start_step),
+                               start=start_step + 1):
+    state, metrics = experiment.train_step(state, batch)
+    metrics = runner.get_replicated(metrics)
+    _check_finite(metrics, step, batch)
+    episode_log.write(f'{step}\t{",".join(map(str, batch["index"]))}\n')
+    episode_log.flush()
+    update = TrainMetrics.single_from_model_output(**metrics)
+    train_metrics = update if train_metrics is None else train_metrics.merge(
+        update)
+    for hook in hooks:
+      hook(step)
+    if step % train.log_every == 0 or step == train.num_steps:
+      writer.write_scalars(step, {f'train/{k}': v for k, v in
+                                  train_metrics.compute().items()})
+      train_metrics = None
+    host_state = runner.get_state(state)
+    latest.save(step, args=ocp.args.StandardSave(host_state))
+    if step % train.eval_every == 0 or step == train.num_steps:
+      val = experiment.evaluate(_variables(host_state), 'validation',
+                                train.val_episodes, config.eval.seed)
+      _log_results(writer, step, 'val', val)
+      if best_val is None or val['accuracy'] > best_val:
+        best_val = val['accuracy']
+        best.save(step, args=ocp.args.Composite(
+            variables=ocp.args.StandardSave(_variables(host_state)),
+            meta=ocp.args.JsonSave(dict(step=step, val=val))), force=True)
+  episode_log.close()
+  host_state = runner.get_state(state)
+  if step not in latest.all_steps():
+    latest.save(step, args=ocp.args.StandardSave(host_state), force=True)
+  latest.wait_until_finished()
+  best.wait_until_finished()
+  results = _test(experiment, workdir, writer, _abstract(_variables(host_state)))
+  writer.flush()
+  return results
+
+
+def _best_value(best):
+  step = best.latest_step()
+  if step is None:
+    return None
+  meta = best.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+  return meta.meta['val']['accuracy']
+
+
+def _restore_variables(workdir, which, abstract):
+  """Variables of the 'best', 'latest' or a numbered checkpoint."""
+  latest, best = _managers(workdir, ml_collections.ConfigDict(
+      dict(checkpoint_every=1, keep_checkpoints=None)))
+  if which == 'best' and best.latest_step() is not None:
+    step = best.latest_step()
+    restored = best.restore(step, args=ocp.args.Composite(
+        variables=ocp.args.StandardRestore(abstract)))
+    return restored.variables, f'best/{step}'
+  if which in ('best', 'latest'):
+    step = latest.latest_step()
+  else:
+    step = int(which)
+  if step is None or step not in latest.all_steps():
+    raise FileNotFoundError(
+        f'config.eval.checkpoint={which!r}: no such checkpoint in '
+        f'{latest.directory} (have {latest.all_steps()}).')
+  state = latest.restore(step, args=ocp.args.StandardRestore())
+  variables = {'params': state['params'], 'batch_stats': state['batch_stats']}
+  return jax.tree.map(jnp.asarray, variables), f'checkpoints/{step}'
+
+
+def _test(experiment, workdir, writer, abstract):
+  config = experiment.config
+  variables, name = _restore_variables(workdir, config.eval.checkpoint, abstract)
+  logging.info('Testing %s on %d episodes', name, config.eval.test_episodes)
+  start = time.time()
+  results = experiment.evaluate(variables, 'test', config.eval.test_episodes,
+                                config.eval.seed)
+  results['checkpoint'] = name
+  results['seconds'] = time.time() - start
+  step = int(name.split('/')[1])
+  _log_results(writer, step, 'test', results)
+  writer.write_texts(step, {'test/per_class': json.dumps(
+      results['per_class'], indent=1)})
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, 'test_results.json'), 'w') as f:
+      json.dump(results, f, indent=2)
+  return results
+
+
+def evaluate_only(config: ml_collections.ConfigDict, workdir: str):
+  """--mode=eval: test a trained workdir's checkpoint; nothing is trained."""
+  runner = parallel.Runner(config.parallel)
+  check_config(config, workdir, runner.num_devices)
+  if not os.path.isdir(os.path.join(workdir, 'checkpoints')):
+    raise FileNotFoundError(f'--workdir={workdir} holds no checkpoints/.')
+  experiment = Experiment(config, runner)
+  abstract = _abstract(_variables(experiment.init_state()))
+  writer = metric_writers.create_default_writer(
+      workdir, just_logging=jax.process_index() > 0)
+  results = _test(experiment, workdir, writer, abstract)
+  writer.flush()
+  return results
