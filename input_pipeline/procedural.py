@@ -12,7 +12,8 @@ random stream, which includes the split).
 Usage:
   builder = procedural.load(procedural.make_config(), data_dir)
   source = builder.as_data_source(
-      'train', deserialize_method=decode.DeserializeMethod.DESERIALIZE_NO_DECODE)
+      'train',
+      deserialize_method=decode.DeserializeMethod.DESERIALIZE_NO_DECODE)
 """
 import dataclasses
 import functools
@@ -102,7 +103,7 @@ def label_offsets(config: ProceduralConfig) -> dict[str, int]:
 
 
 def class_names(config: ProceduralConfig) -> list[str]:
-  """Names of all classes, in global label order: '<split>_<index>_<pattern>'."""
+  """All class names in global label order: '<split>_<index>_<pattern>'."""
   return [f'{split}_{c:03d}_{class_params(config.seed, split, c).name}'
           for split, n in zip(SPLITS, config.num_classes) for c in range(n)]
 

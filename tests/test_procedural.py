@@ -158,7 +158,8 @@ def test_config_name_and_default():
   config = procedural.make_config(**TINY)
   assert config.name == 'c4-3-3_v3_f8_s32_seed0'
   assert procedural.make_config(**TINY) is config
-  assert procedural.make_config() is procedural.ProceduralActions.BUILDER_CONFIGS[0]
+  default = procedural.ProceduralActions.BUILDER_CONFIGS[0]
+  assert procedural.make_config() is default
   assert procedural.make_config().name == 'c64-12-24_v30_f32_s64_seed0'
   names = {procedural.make_config(**dict(TINY, **{k: v})).name
            for k, v in [('seed', 1), ('num_frames', 9), ('frame_size', 33),

@@ -1,4 +1,11 @@
-"""Training objective L = L_cls + mu1 L_intra + mu2 L_inter (paper Eq. 34)."""
+"""Training objective L = L_cls + mu1 L_intra + mu2 L_inter (paper Eq. 34).
+
+The two mutual-information terms are estimated as in variational
+self-distillation (VSD, Tian et al. 2021): through predictive class
+distributions over the episode's N classes, each the softmax of ProtoNet
+logits (negative frame-wise cosine distances to the class prototypes).
+"""
+import jax
 import jax.numpy as jnp
 import optax
 
@@ -15,18 +22,88 @@ def classification(logits, labels):
   return loss, accuracy
 
 
+def kl_divergence(target_logits, logits):
+  """Mean over rows of KL(p || q), p = softmax(target_logits), q = softmax(logits).
+
+  Finite for one-hot-like and uniform distributions: computed from
+  log-softmaxes, with 0 log 0 = 0.
+  """
+  log_p = jax.nn.log_softmax(target_logits, -1)
+  log_q = jax.nn.log_softmax(logits, -1)
+  p = jnp.exp(log_p)
+  return jnp.mean(jnp.sum(jnp.where(p > 0, p * (log_p - log_q), 0.0), -1))
+
+
+def intra_video(dense_logits, selected_logits):
+  """L_intra (Eq. 26-28): |I(Y; f_X) - I(Y; f_XD)| as a VSD distillation.
+
+  I(Y; f_X) <= I(Y; f_XD) since X = Sampler(X_D) (data processing), and the
+  gap vanishes when the class distribution predicted from the selected
+  frames' scan features equals the one predicted from all M dense frames:
+
+    L_intra = mean_q KL( p(y | f_XD(q)) || p(y | f_X(q)) ),
+
+  with p(y | f) the softmax of ProtoNet logits on scan features (prototypes
+  from the support's scan features of the same kind). The dense side is the
+  target (stop-gradient): the sampler must keep the dense video's class
+  information, not the dense prediction move towards the selection.
+
+  Args:
+    dense_logits: [V_q, N] from the M dense frames' scan features.
+    selected_logits: [V_q, N] from the T selected frames' scan features.
+  """
+  return kl_divergence(jax.lax.stop_gradient(dense_logits), selected_logits)
+
+
+def inter_video(aligned_logits, unaligned_logits, labels):
+  """L_inter (Eq. 29-33) = -(I(Y; F~_q) - I(F~_q; F_q)).
+
+  VSD estimates through the predictive distributions p_a = p(y | F~_q)
+  (aligned query, the model's logits) and p_u = p(y | F_q) (unaligned query
+  against unaligned prototypes):
+    I(Y; F~_q)    ~ -CE(p_a, y) + const   (class information kept),
+    I(F~_q; F_q)  ~ -KL(p_u || p_a) + const (the more the aligned prediction
+                    merely repeats the unaligned one, the more they share),
+  so L_inter = CE(p_a, y) - KL(sg(p_u) || p_a). The unaligned side is a
+  target (stop-gradient): the alignment is rewarded for adding information
+  beyond the raw features, not the raw features for moving. The KL term is
+  bounded because the logits are bounded (-scale * [0, 2T]).
+
+  Args:
+    aligned_logits: [V_q, N].
+    unaligned_logits: [V_q, N].
+    labels: [V_q].
+  """
+  ce, _ = classification(aligned_logits, labels)
+  return ce - kl_divergence(jax.lax.stop_gradient(unaligned_logits),
+                            aligned_logits)
+
+
 def total_loss(outputs, episode, train_config):
   """The episode's loss and its scalar metrics.
 
   Args:
-    outputs: the model's dict; 'logits' [V_q, N] always.
+    outputs: the model's dict: 'logits' [V_q, N]; with a sampler
+      'intra_logits' = (dense, selected) [V_q, N] each; with an alignment
+      'unaligned_logits' [V_q, N].
     episode: one episode; 'query_labels' [V_q].
-    train_config: `config.train` (the loss weights mu1, mu2).
+    train_config: `config.train` (mu1, mu2).
 
   Returns:
-    (loss, metrics) with scalar metrics 'loss', 'cls_loss', 'accuracy'.
+    (loss, metrics): scalar 'loss', 'cls_loss', 'accuracy', and 'intra_loss',
+    'inter_loss' whenever their terms exist (they are reported even when their
+    weight is 0).
   """
-  del train_config  # mu1, mu2 weigh terms that modules add to `outputs`
-  cls_loss, accuracy = classification(outputs['logits'], episode['query_labels'])
+  labels = episode['query_labels']
+  cls_loss, accuracy = classification(outputs['logits'], labels)
   loss = cls_loss
-  return loss, dict(loss=loss, cls_loss=cls_loss, accuracy=accuracy)
+  metrics = dict(cls_loss=cls_loss, accuracy=accuracy)
+  if 'intra_logits' in outputs:
+    metrics['intra_loss'] = intra_video(*outputs['intra_logits'])
+    loss += train_config.mu1 * metrics['intra_loss']
+  if 'unaligned_logits' in outputs:
+    metrics['inter_loss'] = inter_video(
+        outputs['logits'], outputs['unaligned_logits'], labels)
+    loss += train_config.mu2 * metrics['inter_loss']
+  metrics['loss'] = loss
+  return loss, metrics

@@ -17,7 +17,6 @@ import time
 from clu import metric_writers
 from clu import metrics as clu_metrics
 from clu import periodic_actions
-import flax
 import jax
 import jax.numpy as jnp
 from jax.experimental import multihost_utils
@@ -34,24 +33,19 @@ from vim_jax import steps
 from vim_jax.models import few_shot
 
 
-@flax.struct.dataclass
-class TrainMetrics(clu_metrics.Collection):
-  loss: clu_metrics.Average.from_output('loss')
-  cls_loss: clu_metrics.Average.from_output('cls_loss')
-  accuracy: clu_metrics.Average.from_output('accuracy')
-  grad_norm: clu_metrics.Average.from_output('grad_norm')
-  lr: clu_metrics.LastValue.from_output('lr')
-  sigma: clu_metrics.LastValue.from_output('sigma')
-
-
-def uses_sampler(model_config) -> bool:
-  return bool(model_config.get('sampler', {}).get('enabled', False))
+@functools.lru_cache(maxsize=None)
+def metrics_collection(names: tuple[str, ...]):
+  """A CLU collection averaging every scalar the train step reports."""
+  last = ('lr', 'sigma')
+  return clu_metrics.Collection.create(**{
+      name: (clu_metrics.LastValue if name in last else clu_metrics.Average
+             ).from_output(name) for name in sorted(names)})
 
 
 def episode_spec(config, split: str) -> episodes_lib.EpisodeSpec:
   """The episodes of a split: dense M frames with a sampler, else T."""
   data = config.data
-  frames = (data.dense_frames if uses_sampler(config.model)
+  frames = (data.dense_frames if few_shot.uses_sampler(config.model)
             else config.model.frames)
   return episodes_lib.EpisodeSpec(
       way=data.way, shot=data.shot, query=data.query, frames=frames,
@@ -75,7 +69,7 @@ def check_config(config, workdir: str, num_devices: int):
       ('eval.test_episodes', config.eval.test_episodes, 1)]:
     if value < low:
       raise ValueError(f'config.{field}={value} must be at least {low}.')
-  if uses_sampler(model) and data.dense_frames < model.frames:
+  if few_shot.uses_sampler(model) and data.dense_frames < model.frames:
     raise ValueError(
         f'config.data.dense_frames={data.dense_frames} (M) must be at least '
         f'config.model.frames={model.frames} (T).')
@@ -246,7 +240,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
     _check_finite(metrics, step, batch)
     episode_log.write(f'{step}\t{",".join(map(str, batch["index"]))}\n')
     episode_log.flush()
-    update = TrainMetrics.single_from_model_output(**metrics)
+    update = metrics_collection(tuple(sorted(metrics))).single_from_model_output(**metrics)
     train_metrics = update if train_metrics is None else train_metrics.merge(
         update)
     for hook in hooks:

@@ -12,6 +12,7 @@ Pure numpy plus a matplotlib colour map (no figure, so no backend is needed).
 """
 import os
 
+import jax
 import matplotlib
 import numpy as np
 from PIL import Image
@@ -21,6 +22,7 @@ from vim_jax.models import sampler as sampler_lib
 SELECTED_COLOUR = (0, 200, 0)
 BACKGROUND = 255
 GAP = 2  # pixels between tiles
+_amplify = jax.jit(sampler_lib.amplify, static_argnames='floor')
 
 
 def _to_uint8(frames, mean, std):
@@ -77,7 +79,7 @@ def sampler_grid(dense_frames, aux, video=0, *, mean, std, selected=None,
   indices = np.asarray(aux['indices'])[video]  # [T]
   saliency = np.asarray(aux['saliency'], np.float32)[video]  # [T, h, w]
   if selected is None:
-    amplified = np.asarray(sampler_lib.amplify(
+    amplified = np.asarray(_amplify(
         dense[indices].astype(np.float32), saliency, floor=floor))
   else:
     amplified = np.asarray(selected)[video]

@@ -1,4 +1,4 @@
-"""Spatial-temporal action alignment (paper 3.4, Eqs. 15-21) and its cost (Eq. 35).
+"""Spatial-temporal action alignment (paper 3.4, Eqs. 15-21), cost (Eq. 35).
 
 One episode's backbone maps go in; for every (query, class) pair the module
 returns the query's and the class prototype's aligned frame features, ready for
@@ -26,12 +26,12 @@ Readings of the paper (the choices it leaves open):
   W_v's bias zero). W_v = I keeps the pretrained feature space (and the
   cosine geometry the metric relies on) untouched at the start, so TR at
   initialisation only re-mixes the query's own frames; W_k = W_q = I make M_e
-  a parameter-free content alignment, `softmax_s(<G(P)[t], G(F_q)[s]> / sqrt(D))`:
-  each prototype step gathers the query steps most similar to it. M_e cannot
-  be the identity from content alone (it does not know the time index), and a
-  random W_k, W_q would start from a random, often near-hard, shuffle of the
-  query's frames; an identity start is the closest thing to
-  identity-preserving.
+  a parameter-free content alignment,
+  `softmax_s(<G(P)[t], G(F_q)[s]> / sqrt(D))`: each prototype step gathers
+  the query steps most similar to it. M_e cannot be the identity from content
+  alone (it does not know the time index), and a random W_k, W_q would start
+  from a random, often near-hard, shuffle of the query's frames; an identity
+  start is the closest thing to identity-preserving.
 - TR off: M_e = I and no W_v either, so with TT, TR and SC all off the outputs
   are exactly ProtoNet's pooled features (prototype = class mean of the
   spatially pooled support; tested).
@@ -120,7 +120,7 @@ def _identity_warp_init(key, shape, dtype=jnp.float32):
 
 
 def _frobenius(x: jax.Array) -> jax.Array:
-  """[..., m, n] -> [...] Frobenius norms; 0 with a zero (not NaN) gradient at 0."""
+  """[..., m, n] -> [...] Frobenius norms; 0 with a zero gradient at 0."""
   squares = jnp.sum(x ** 2, axis=(-2, -1))
   positive = squares > 0
   return jnp.where(positive, jnp.sqrt(jnp.where(positive, squares, 1.0)), 0.0)

@@ -11,11 +11,25 @@ import ml_collections
 import numpy as np
 
 from input_pipeline import episodes as episodes_lib
+from vim_jax.models import alignment as alignment_lib
 from vim_jax.models import protonet
 from vim_jax.models import resnet
+from vim_jax.models import sampler as sampler_lib
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32) * 255
+
+
+def _any_switch(config, names):
+  return any(config[n] or config.get(f'test_{n}') for n in names)
+
+
+def uses_sampler(model_config) -> bool:
+  return bool(model_config.sampler.enabled)
+
+
+def uses_alignment(model_config) -> bool:
+  return _any_switch(model_config.alignment, ('transform', 'rearrange', 'spatial'))
 
 
 def normalise(frames, dtype=jnp.float32):
@@ -38,6 +52,12 @@ class FewShotModel(nn.Module):
     dtype = jnp.dtype(self.config.dtype)
     self.backbone = resnet.build_backbone(
         self.config.backbone, width=self.config.backbone_width, dtype=dtype)
+    if uses_sampler(self.config):
+      self.sampler = sampler_lib.VideoSampler(
+          self.config.sampler, frames=self.config.frames, dtype=dtype)
+    if uses_alignment(self.config):
+      self.alignment = alignment_lib.ActionAlignment(
+          self.config.alignment, way=self.way, dtype=dtype)
 
   def embed(self, videos, *, train):
     """Backbone feature maps of every frame: [V, T, H, W, 3] -> [V, T, h, w, C]."""
@@ -61,19 +81,48 @@ class FewShotModel(nn.Module):
       episode: 'support' [V_s, M, H, W, 3] uint8, 'support_labels' [V_s],
         'query' [V_q, M, H, W, 3] uint8.
       train: batch statistics and random perturbations when True.
-      sigma: noise scale of the perturbed top-k (unused without a sampler).
+      sigma: noise scale of the perturbed top-k (used by the sampler).
 
     Returns:
-      A dict with 'logits' [V_q, N].
+      A dict with 'logits' [V_q, N], and 'sampler' / 'alignment' dicts of the
+      modules' auxiliary outputs when they are on.
     """
-    del sigma
     dtype = jnp.dtype(self.config.dtype)
     num_support = episode['support'].shape[0]
-    videos = jnp.concatenate([episode['support'], episode['query']], 0)
-    videos = normalise(self.select_frames(videos), dtype)
+    labels = episode['support_labels']
+    outputs = {}
+    if uses_sampler(self.config):
+      support, query, outputs['sampler'] = self.sampler(
+          normalise(episode['support'], dtype), labels,
+          normalise(episode['query'], dtype), train=train, sigma=sigma)
+      videos = jnp.concatenate([support, query], 0)
+      # L_intra's predictions from scan features, dense vs selected frames;
+      # one pooled vector per video, weighted like a T-frame distance so that
+      # both predictions are as sharp as the model's own logits can be.
+      outputs['intra_logits'] = tuple(
+          self._logits(outputs['sampler'][key][:, None], labels, num_support,
+                       scale=self.config.frames)
+          for key in ('scan_dense', 'scan_selected'))
+    else:
+      videos = jnp.concatenate([episode['support'], episode['query']], 0)
+      videos = normalise(self.select_frames(videos), dtype)
     maps = self.embed(videos, train=train)  # [V, T, h, w, C]
-    features = maps.mean(axis=(2, 3)).astype(jnp.float32)  # [V, T, C]
-    logits = protonet.protonet_logits(
-        features[:num_support], episode['support_labels'],
-        features[num_support:], self.way, self.config.logit_scale)
-    return dict(logits=logits)
+    features = maps.mean(axis=(2, 3))  # [V, T, C]
+    unaligned = self._logits(features, labels, num_support)
+    if uses_alignment(self.config):
+      query_aligned, prototypes, outputs['alignment'] = self.alignment(
+          maps[:num_support], labels, maps[num_support:], train=train)
+      distance = protonet.frame_cosine_distance(
+          query_aligned.astype(jnp.float32), prototypes.astype(jnp.float32))
+      outputs['logits'] = -self.config.logit_scale * distance
+      outputs['unaligned_logits'] = unaligned  # L_inter's reference
+    else:
+      outputs['logits'] = unaligned
+    return outputs
+
+  def _logits(self, features, labels, num_support, scale=1.0):
+    """ProtoNet logits of the queries from [V, T, C] features (support first)."""
+    features = features.astype(jnp.float32)
+    return protonet.protonet_logits(
+        features[:num_support], labels, features[num_support:], self.way,
+        self.config.logit_scale * scale)

@@ -21,13 +21,15 @@ support set, so the sampling criterion changes from task to task.
 Choices the paper leaves open (see DESIGN.md 2):
 
 - Eq. 7 has no softmax on alpha and none is added. The saliency map is
-  min-max normalised before it is used, which removes its scale (and the
-  scale of its gradient), so the large magnitude of f f^T (a sum over h w
-  positions of products of c-channel activations) does no harm. A softmax over
-  c = 1024 channels with logits of that magnitude would saturate to near
-  one-hot rows and give vanishing gradients. Without it the product also
-  reassociates: w_s^T (f f^T) f = (w_s^T f)(f^T f), O(c (hw)^2) instead of
-  O(c^2 hw) (`channel_attention_saliency`). Everything in SA runs in float32.
+  min-max normalised before it is used, and the normalised map does not
+  change when the raw map is scaled by a positive factor (nor does its
+  gradient with respect to w_s), so the large magnitude of f f^T (a sum over
+  h w positions of products of c activations) does no harm. A softmax is not
+  scale-free: its sharpness would depend on that magnitude (it would need a
+  temperature, and rows over c = 1024 channels can saturate to one-hot).
+  Without it the product also reassociates: w_s^T (f f^T) f =
+  (w_s^T f)(f^T f), O(c (hw)^2) instead of O(c^2 hw)
+  (`channel_attention_saliency`). SA runs in float32.
 - Scores and saliency maps are min-max normalised per video / per frame, the
   range guarded by max(range, 1e-6 max|x| + 1e-12): a constant input maps to
   all zeros (for a saliency map: the identity grid) and never to NaN.
@@ -59,19 +61,21 @@ Choices the paper leaves open (see DESIGN.md 2):
 
 Randomness: `self.make_rng('sampler')` only when training (perturbed top-k
 noise, one key per video; the task feature's eps). At evaluation no rng is
-needed and the output is deterministic (hard top-k, eps = 0).
+needed and the output is deterministic (hard top-k, eps = 0). The scan
+network's BatchNorm follows `train` (batch statistics, 'batch_stats' mutable).
+The generated weights are also sown as 'intermediates' 'w2' and 'w_s'.
 
 Parameter tree (under the module's name):
 
   scan/                      ShuffleNet V2 (`build_scan_network`)
   evaluator_w1               Dense(2c -> hidden), TS
-  evaluator_w2 [hidden]      TS, without adaptation
+  evaluator_w2 [hidden, 1]   TS, without adaptation
   saliency_w_s [c]           SA, without adaptation
   task_encoder/dense_{0,1}   with adaptation (TS or SA)
   generator_t                Dense(task_dim -> hidden), with adaptation and TS
   generator_s                Dense(task_dim -> c), with adaptation and SA
 """
-from typing import Any, Optional
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -162,17 +166,34 @@ def amplify(frames, saliency, *, floor):
   return out.reshape(lead + out.shape[1:])
 
 
+def frame_motion(features):
+  """Motion of each frame: mean |features[m] - features[m - 1]|, 0 for m = 0.
+
+  Args:
+    features: [V, M, ...] per-frame features.
+
+  Returns:
+    [V, M] float32.
+  """
+  v, m = features.shape[:2]
+  f = features.reshape(v, m, -1).astype(jnp.float32)
+  diff = jnp.abs(f[:, 1:] - f[:, :-1]).mean(-1)  # [V, M - 1]
+  return jnp.concatenate([jnp.zeros((v, 1), diff.dtype), diff], 1)
+
+
 def motion_indices(features, k):
   """MGSampler (Zhi et al., 2021): k frames at uniform quantiles of motion.
 
   The motion of frame m >= 1 is the mean absolute difference between its
   features and those of frame m - 1; frame 0 has none. A small floor
-  (1e-3 of the mean motion, plus 1e-12) is added to every frame, so a static
-  video gets equal shares and the rule gives back the segment centres of
-  `dense_frame_indices`. Frame j of the output is the first frame whose
-  normalised cumulative motion reaches (j + 0.5) / k (the inverse CDF at the
-  segment centre). Repeats, which a burst of motion in one frame causes, are
-  pushed to the nearest free frames so that the k frames are distinct.
+  (1e-3 of the mean motion, plus 1e-12) is added to every frame. In units of
+  the mean motion, frame m spans [cum[m - 1], cum[m]) of the cumulative
+  motion (total M), and frame j of the output is the one whose span holds
+  (j + 0.5) M / k, the centre of the j-th of k equal shares of motion. A
+  static video has equal shares (exactly: the units make them 1) and gets the
+  segment centres of `dense_frame_indices`. Repeats, which a burst of motion
+  in one frame causes, are pushed to the nearest free frames so that the k
+  frames are distinct.
 
   Args:
     features: [V, M, ...] per-frame features (scan maps, or pixels).
@@ -184,13 +205,11 @@ def motion_indices(features, k):
   v, m = features.shape[:2]
   if not 1 <= k <= m:
     raise ValueError(f'k={k} must be in [1, {m}].')
-  f = features.reshape(v, m, -1).astype(jnp.float32)
-  diff = jnp.abs(f[:, 1:] - f[:, :-1]).mean(-1)  # [V, M - 1]
-  motion = jnp.concatenate([jnp.zeros((v, 1), diff.dtype), diff], 1)  # [V, M]
+  motion = frame_motion(features)  # [V, M]
   motion = motion + 1e-3 * motion.mean(1, keepdims=True) + 1e-12
-  cdf = jnp.cumsum(motion, 1) / motion.sum(1, keepdims=True)  # [V, M]
-  q = jnp.asarray((np.arange(k) + 0.5) / k, jnp.float32)  # [k]
-  idx = jax.vmap(lambda c: jnp.searchsorted(c, q, side='left'))(cdf)
+  cum = jnp.cumsum(motion / motion.mean(1, keepdims=True), 1)  # [V, M]
+  target = jnp.asarray((np.arange(k) + 0.5) * m / k, jnp.float32)  # [k]
+  idx = jax.vmap(lambda c: jnp.searchsorted(c, target, side='right'))(cum)
   idx = jnp.minimum(idx, m - 1).astype(jnp.int32)  # [V, k]
   # Distinct frames: push repeats right, then back left from the last frame.
   cols = [idx[:, 0]]
@@ -346,7 +365,7 @@ class VideoSampler(nn.Module):
         task = mu + jnp.exp(log_var / 2) * eps  # [task_dim], Eq. 13
       if run_gen_t:  # Eq. 14
         w2 = _unit(nn.Dense(cfg.hidden, param_dtype=self.param_dtype,
-                            name='generator_t')(task))  # [hidden]
+                            name='generator_t')(task))  # [hidden], float32
         self.sow('intermediates', 'w2', w2)
       if run_gen_s:
         w_s = _unit(nn.Dense(c, param_dtype=self.param_dtype,
@@ -368,8 +387,9 @@ class VideoSampler(nn.Module):
       x = jnp.concatenate(
           [pooled, jnp.broadcast_to(video_feature[:, None], pooled.shape)], -1)
       x = x + position_embedding(m, 2 * c)  # [V, M, 2c], Eq. 1
-      hidden = nn.relu(nn.Dense(cfg.hidden, param_dtype=self.param_dtype,
-                                name='evaluator_w1')(x))  # [V, M, hidden]
+      hidden = nn.relu(nn.Dense(
+          cfg.hidden, dtype=self.dtype, param_dtype=self.param_dtype,
+          name='evaluator_w1')(x)).astype(jnp.float32)  # [V, M, hidden]
       if temporal:
         raw = jnp.einsum('vmd,d->vm', hidden, w2.astype(jnp.float32))
         scores = minmax_normalise(raw, axis=1)  # [V, M] in [0, 1]
@@ -386,9 +406,7 @@ class VideoSampler(nn.Module):
       indices = jnp.argmax(indicators, -1).astype(jnp.int32)
     elif cfg.enabled and cfg.method == 'mgsampler':
       indices = motion_indices(maps, t)
-      diff = jnp.abs(maps[:, 1:] - maps[:, :-1]).mean((2, 3, 4))
-      scores = minmax_normalise(
-          jnp.concatenate([jnp.zeros((v, 1)), diff], 1), axis=1)
+      scores = minmax_normalise(frame_motion(maps), axis=1)
       indicators = jax.nn.one_hot(indices, m, dtype=jnp.float32)
     else:
       uniform = episodes_lib.dense_frame_indices(m, t)  # [T] numpy

@@ -1,0 +1,131 @@
+"""Seconds per episode of the train step, the eval step and the input pipeline.
+
+Prints a Markdown table; each row is a config (with overrides). The train-step
+time of the first row is the baseline of the `x baseline` column, measured in
+the same run; `pipeline headroom` is how many times faster the input pipeline
+alone produces episodes than the train step consumes them (< 1: input-bound).
+
+  python benchmarks/step_time.py                      # test + synthetic configs
+  python benchmarks/step_time.py --rows=synthetic,synthetic_sampler --steps=10
+"""
+import os
+import sys
+import time
+
+from absl import app
+from absl import flags
+from absl import logging
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# name -> (config module, config argument, overrides)
+ROWS = {
+    'test': ('test', None, {}),
+    'synthetic': ('synthetic', None, {}),
+    'synthetic_5shot': ('synthetic', 'shot=5', {}),
+}
+
+flags.DEFINE_list('rows', ['test', 'synthetic'], f'Rows, from {sorted(ROWS)}.')
+flags.DEFINE_integer('steps', 5, 'Timed train steps (after one warm-up step).')
+flags.DEFINE_integer('eval_batches', 5, 'Timed eval batches.')
+flags.DEFINE_integer('pipeline_batches', 10, 'Timed pipeline batches.')
+flags.DEFINE_string('tfds_data_dir', None, 'TFDS data dir (default: TFDS).')
+FLAGS = flags.FLAGS
+
+
+def _config(name):
+  import importlib  # pylint: disable=g-import-not-at-top
+  module, arg, overrides = ROWS[name]
+  config = importlib.import_module(f'configs.{module}').get_config(arg)
+  for key, value in overrides.items():
+    node = config
+    *parents, leaf = key.split('.')
+    for parent in parents:
+      node = node[parent]
+    node[leaf] = value
+  if FLAGS.tfds_data_dir:
+    config.data.tfds_data_dir = FLAGS.tfds_data_dir
+  return config
+
+
+def _timed(fn, count):
+  start = time.perf_counter()
+  for _ in range(count):
+    fn()
+  return (time.perf_counter() - start) / count
+
+
+def measure(name):
+  """Seconds per episode for one row."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from vim_jax import parallel  # pylint: disable=g-import-not-at-top
+  from vim_jax import train  # pylint: disable=g-import-not-at-top
+  config = _config(name)
+  runner = parallel.Runner(config.parallel, jax.devices()[:1])
+  experiment = train.Experiment(config, runner)
+  episodes = config.train.episodes_per_step
+
+  # The input pipeline alone (decode, crop, batch).
+  batches = experiment.train_batches(0)
+  next(batches)
+  pipeline = _timed(lambda: next(batches), FLAGS.pipeline_batches) / episodes
+
+  # The train step on batches already in memory.
+  batches = experiment.train_batches(0)
+  cached = [next(batches) for _ in range(FLAGS.steps + 1)]
+  state = runner.put_state(experiment.init_state())
+  state, metrics = experiment.train_step(state, cached[0])  # compile
+  jax.block_until_ready(metrics)
+  it = iter(cached[1:])
+
+  def step():
+    nonlocal state
+    state, metrics = experiment.train_step(state, next(it))
+    jax.block_until_ready(metrics)
+  train_time = _timed(step, FLAGS.steps) / episodes
+
+  # The eval step (same model in inference mode) on test-split episodes.
+  host_state = runner.get_state(state)
+  variables = runner.put_state(
+      {'params': host_state.params, 'batch_stats': host_state.batch_stats})
+  eval_episodes = config.eval.episodes_per_step
+  spec = train.episode_spec(config, 'test')
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from input_pipeline import episodes as episodes_lib  # pylint: disable=g-import-not-at-top
+  eval_batches = episodes_lib.episode_dataset(
+      experiment.source('test'), spec, seed=0, split='test',
+      indices=tf.data.Dataset.range(eval_episodes * (FLAGS.eval_batches + 1)),
+      batch=eval_episodes).as_numpy_iterator()
+  eval_cached = [runner.put_batch(b) for b in eval_batches]
+  jax.block_until_ready(experiment._eval_step(variables, eval_cached[0]))  # pylint: disable=protected-access
+  eval_it = iter(eval_cached[1:])
+  eval_time = _timed(lambda: jax.block_until_ready(
+      experiment._eval_step(variables, next(eval_it))),  # pylint: disable=protected-access
+                     FLAGS.eval_batches) / eval_episodes
+  return dict(train=train_time, eval=eval_time, pipeline=pipeline,
+              shape=f'{config.data.way}w{config.data.shot}s{config.data.query}q '
+                    f'T={config.model.frames} {config.data.frame_size}px '
+                    f'{config.model.backbone}/{config.model.backbone_width}')
+
+
+def main(argv):
+  del argv
+  import jax  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  tf.config.set_visible_devices([], 'GPU')
+  logging.set_verbosity(logging.WARNING)
+  results = {name: measure(name) for name in FLAGS.rows}
+  base = results[FLAGS.rows[0]]['train']
+  print(f'\ndevice: {jax.devices()[0].device_kind}, 1 device; seconds per '
+        f'episode\n')
+  print('| row | episode | train step s/ep | x baseline | eval s/ep | '
+        'pipeline s/ep | pipeline ep/s | pipeline headroom |')
+  print('|---|---|---|---|---|---|---|---|')
+  for name, r in results.items():
+    print(f"| {name} | {r['shape']} | {r['train']:.4f} | "
+          f"{r['train'] / base:.2f} | {r['eval']:.4f} | {r['pipeline']:.4f} | "
+          f"{1 / r['pipeline']:.1f} | {r['train'] / r['pipeline']:.1f} |")
+
+
+if __name__ == '__main__':
+  app.run(main)

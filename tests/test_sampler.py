@@ -1,0 +1,411 @@
+"""Tests of the video sampler (vim_jax/models/sampler.py) and its figure.
+
+Tiny shapes: M = 6 dense frames, T = 3, 32x32 frames scanned at 32x32 by a
+one-unit-per-stage ShuffleNet (64 channels, 2x2 maps). Parameters are drawn
+with numpy on the shapes from `jax.eval_shape` (no compiled init), and each
+configuration's apply is jitted once and shared between tests.
+"""
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from PIL import Image
+
+from configs import default
+from input_pipeline import episodes as episodes_lib
+from vim_jax.figures import sampler as figure_lib
+from vim_jax.models import sampler as sampler_lib
+from vim_jax.models import shufflenet
+
+M, T, SIZE, V_S, V_Q = 6, 3, 32, 4, 2
+TINY_SCAN = dict(stages_repeats=(1, 1, 1),
+                 stages_out_channels=(8, 16, 16, 32, 64))
+MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255
+STD = np.array([0.229, 0.224, 0.225], np.float32) * 255
+
+
+def _config(**overrides):
+  cfg = default.get_config().model.sampler
+  cfg.enabled = True
+  cfg.scan_size = SIZE
+  cfg.num_samples = 64
+  cfg.hidden = 16
+  cfg.task_dim = 8
+  cfg.scan_kwargs = TINY_SCAN
+  for key, value in overrides.items():
+    cfg[key] = value
+  return cfg
+
+
+def _episode(seed=0):
+  rng = np.random.default_rng(seed)
+  support = rng.normal(size=(V_S, M, SIZE, SIZE, 3)).astype(np.float32)
+  query = rng.normal(size=(V_Q, M, SIZE, SIZE, 3)).astype(np.float32)
+  return jnp.asarray(support), jnp.arange(V_S), jnp.asarray(query)
+
+
+def _random_variables(shapes, seed=0):
+  """Numpy draws on the abstract variables: kernels ~ N(0, 1/fan_in)."""
+  rng = np.random.default_rng(seed)
+
+  def draw(path, leaf):
+    name = path[-1].key
+    if name in ('scale', 'var'):
+      return jnp.ones(leaf.shape, leaf.dtype)
+    if name in ('bias', 'mean'):
+      return jnp.zeros(leaf.shape, leaf.dtype)
+    fan_in = int(np.prod(leaf.shape[:-1])) if len(leaf.shape) > 1 else (
+        leaf.shape[0])
+    return jnp.asarray(rng.normal(size=leaf.shape) / np.sqrt(fan_in),
+                       leaf.dtype)
+  return jax.tree_util.tree_map_with_path(draw, shapes)
+
+
+@functools.lru_cache(maxsize=None)
+def _setup(**overrides):
+  """(module, variables, jitted eval apply, jitted train apply) per config."""
+  module = sampler_lib.VideoSampler(_config(**overrides), frames=T)
+  support, labels, query = _episode()
+  shapes = jax.eval_shape(lambda: module.init(
+      {'params': jax.random.key(0)}, support, labels, query, train=False))
+  variables = _random_variables(shapes)
+
+  @jax.jit
+  def evaluate(variables, support, query):
+    out, state = module.apply(variables, support, labels, query, train=False,
+                              mutable=['intermediates'])
+    return out, state.get('intermediates', {})
+
+  @jax.jit
+  def train(variables, support, query, sigma, key):
+    out, state = module.apply(
+        variables, support, labels, query, train=True, sigma=sigma,
+        rngs={'sampler': key}, mutable=['batch_stats', 'intermediates'])
+    return out, state.get('intermediates', {})
+  return module, variables, evaluate, train
+
+
+def _setup_of(**overrides):
+  return _setup(**dict(sorted(overrides.items())))
+
+
+def _smooth_videos(count, seed):
+  """[count, M, SIZE, SIZE, 3] products of low-frequency sinusoids."""
+  rng = np.random.default_rng(seed)
+  yy, xx = np.meshgrid(np.arange(SIZE), np.arange(SIZE), indexing='ij')
+  shape = (count, M, 1, 1, 3)
+  fy, fx = rng.uniform(0.5, 2, (2,) + shape)
+  py, px = rng.uniform(0, 2 * np.pi, (2,) + shape)
+  return jnp.asarray(
+      np.sin(2 * np.pi * fy * yy[..., None] / SIZE + py)
+      * np.cos(2 * np.pi * fx * xx[..., None] / SIZE + px), jnp.float32)
+
+
+def _uniform_frames(videos):
+  return np.asarray(videos)[:, episodes_lib.dense_frame_indices(M, T)]
+
+
+def test_parameters_follow_the_switches():
+  def names(**overrides):
+    module = sampler_lib.VideoSampler(_config(**overrides), frames=T)
+    shapes = jax.eval_shape(lambda: module.init(
+        {'params': jax.random.key(0)}, *_episode(), train=False))
+    return set(shapes['params'])
+  assert names() == {'scan', 'evaluator_w1', 'task_encoder', 'generator_t',
+                     'generator_s'}
+  assert names(adaptive=False) == {'scan', 'evaluator_w1', 'evaluator_w2',
+                                   'saliency_w_s'}
+  assert names(spatial=False, adaptive=False) == {
+      'scan', 'evaluator_w1', 'evaluator_w2'}
+  # Test-time isolation: the switches of both modes get parameters.
+  assert names(temporal=False, test_temporal=True, spatial=False) == {
+      'scan', 'evaluator_w1', 'task_encoder', 'generator_t'}
+  assert names(test_adaptive=False) == names() | {'evaluator_w2',
+                                                  'saliency_w_s'}
+  assert names(method='mgsampler') == {'scan'}
+
+
+def test_shapes_modes_and_selection():
+  _, variables, evaluate, train = _setup_of()
+  support, _, query = _episode()
+  v = V_S + V_Q
+  (sup, qry, aux), _ = evaluate(variables, support, query)
+  assert sup.shape == (V_S, T, SIZE, SIZE, 3)
+  assert qry.shape == (V_Q, T, SIZE, SIZE, 3)
+  expected = dict(indices=(v, T), indicators=(v, T, M), scores=(v, M),
+                  saliency=(v, T, 2, 2), scan_dense=(v, 64),
+                  scan_selected=(v, 64))
+  assert {k: a.shape for k, a in aux.items()} == expected
+  indices = np.asarray(aux['indices'])
+  assert indices.dtype == np.int32
+  assert np.all(np.diff(indices, axis=1) > 0)
+  scores = np.asarray(aux['scores'])
+  np.testing.assert_allclose(scores.min(1), 0.0, atol=1e-6)
+  np.testing.assert_allclose(scores.max(1), 1.0, atol=1e-6)
+  # Evaluation picks the T best scores (numpy reference), as one-hot rows.
+  np.testing.assert_array_equal(
+      indices, np.sort(np.argsort(-scores, axis=1, kind='stable')[:, :T], 1))
+  np.testing.assert_array_equal(
+      np.asarray(aux['indicators']), np.eye(M)[indices])
+  saliency = np.asarray(aux['saliency'])
+  assert saliency.min() >= 0 and saliency.max() <= 1
+  np.testing.assert_allclose(saliency.max((2, 3)), 1.0, atol=1e-6)
+  # The scan features, from the scan network alone: mean over the M dense
+  # frames, and over the T selected ones.
+  scan = shufflenet.ShuffleNetV2(**TINY_SCAN)
+  maps = jax.jit(functools.partial(scan.apply, train=False))(
+      {'params': variables['params']['scan'],
+       'batch_stats': variables['batch_stats']['scan']},
+      jnp.concatenate([support, query]).reshape(-1, SIZE, SIZE, 3))
+  pooled = np.asarray(maps).mean((1, 2)).reshape(v, M, -1)  # [V, M, c]
+  np.testing.assert_allclose(np.asarray(aux['scan_dense']), pooled.mean(1),
+                             rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(
+      np.asarray(aux['scan_selected']),
+      np.take_along_axis(pooled, indices[..., None], 1).mean(1),
+      rtol=1e-5, atol=1e-5)
+
+  # Deterministic without any rng.
+  (sup2, qry2, aux2), _ = evaluate(variables, support, query)
+  np.testing.assert_array_equal(np.asarray(sup), np.asarray(sup2))
+  np.testing.assert_array_equal(np.asarray(qry), np.asarray(qry2))
+
+  # Training: soft rows (each sums to 1), random per key.
+  (tsup, _, taux), _ = train(variables, support, query, 0.5, jax.random.key(1))
+  assert tsup.shape == sup.shape
+  assert {k: a.shape for k, a in taux.items()} == expected
+  rows = np.asarray(taux['indicators'])
+  np.testing.assert_allclose(rows.sum(-1), 1.0, atol=1e-5)
+  assert np.any((rows > 0) & (rows < 1))
+  np.testing.assert_array_equal(np.asarray(taux['indices']), rows.argmax(-1))
+  (_, _, taux2), _ = train(variables, support, query, 0.5, jax.random.key(2))
+  assert not np.allclose(rows, np.asarray(taux2['indicators']))
+  # A tiny sigma gives (nearly) the hard selection, strictly increasing.
+  (_, _, taux3), _ = train(variables, support, query, 1e-4, jax.random.key(3))
+  assert np.all(np.diff(np.asarray(taux3['indices']), axis=1) > 0)
+
+
+@pytest.mark.parametrize('overrides', [
+    dict(temporal=False, spatial=False), dict(method='uniform')])
+def test_no_temporal_no_spatial_is_uniform_sampling(overrides):
+  _, variables, evaluate, train = _setup_of(**overrides)
+  support, _, query = _episode()
+  (sup, qry, aux), _ = evaluate(variables, support, query)
+  np.testing.assert_array_equal(np.asarray(sup), _uniform_frames(support))
+  np.testing.assert_array_equal(np.asarray(qry), _uniform_frames(query))
+  np.testing.assert_array_equal(
+      np.asarray(aux['indices'][0]), episodes_lib.dense_frame_indices(M, T))
+  np.testing.assert_array_equal(np.asarray(aux['saliency']), 0.0)
+  if overrides.get('method') == 'uniform':
+    (tsup, _, _), _ = train(variables, support, query, 0.1, jax.random.key(0))
+    np.testing.assert_array_equal(np.asarray(tsup), _uniform_frames(support))
+
+
+def test_position_embedding():
+  pe = sampler_lib.position_embedding(5, 6)
+  for pos in range(5):
+    for i in range(3):  # Vaswani et al.: sin and cos of pos / 10000^(2i/d)
+      angle = pos / 10000 ** (2 * i / 6)
+      np.testing.assert_allclose(pe[pos, 2 * i], np.sin(angle), atol=1e-6)
+      np.testing.assert_allclose(pe[pos, 2 * i + 1], np.cos(angle), atol=1e-6)
+
+
+def test_channel_attention_matches_equations_7_8():
+  rng = np.random.default_rng(0)
+  maps = rng.normal(size=(2, 3, 4, 5)).astype(np.float32)  # [.., h, w, c]
+  w_s = rng.normal(size=5).astype(np.float32)
+  # Eq. 7-8 as written, in float64: F [c, hw], alpha [c, c].
+  f = maps.astype(np.float64).reshape(2, 12, 5).transpose(0, 2, 1)
+  alpha = f @ f.transpose(0, 2, 1) / np.sqrt(12)
+  f_prime = alpha @ f  # [2, c, hw]
+  expected = (w_s[None, :, None] * f_prime).mean(1).reshape(2, 3, 4)
+  got = sampler_lib.channel_attention_saliency(jnp.asarray(maps),
+                                               jnp.asarray(w_s))
+  np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_constant_saliency_is_identity_and_sa_gradient():
+  frames = np.random.default_rng(1).normal(size=(2, 3, 32, 32, 3)).astype(
+      np.float32)
+  for value in (0.0, 1.0, 0.3):
+    out = sampler_lib.amplify(jnp.asarray(frames),
+                              jnp.full((2, 3, 2, 2), value), floor=0.05)
+    np.testing.assert_allclose(np.asarray(out), frames, atol=1e-5)
+
+  # In the module: SA on the uniform frames; w_s = 0 gives a zero map.
+  _, variables, evaluate, _ = _setup_of(temporal=False, adaptive=False)
+  support, labels, query = _episode()
+  zero = jax.tree.map(lambda x: x, variables)
+  zero['params']['saliency_w_s'] = jnp.zeros_like(
+      variables['params']['saliency_w_s'])
+  (sup, qry, aux), _ = evaluate(zero, support, query)
+  np.testing.assert_array_equal(np.asarray(aux['saliency']), 0.0)
+  np.testing.assert_allclose(np.asarray(sup), _uniform_frames(support),
+                             atol=1e-5)
+  np.testing.assert_allclose(np.asarray(qry), _uniform_frames(query),
+                             atol=1e-5)
+  # A non-zero w_s changes the frames.
+  (sup, _, aux), _ = evaluate(variables, support, query)
+  assert np.abs(np.asarray(sup) - _uniform_frames(support)).max() > 0.1
+  # Its gradient matches central differences along a random direction, on
+  # smooth frames (bilinear sampling of noise frames has a kink at every
+  # pixel, which float32 differences cannot resolve).
+  support, query = _smooth_videos(V_S, seed=7), _smooth_videos(V_Q, seed=8)
+  weights = np.random.default_rng(2).normal(size=sup.shape).astype(np.float32)
+
+  @jax.jit
+  @jax.value_and_grad
+  def loss(w_s):
+    params = dict(variables['params'], saliency_w_s=w_s)
+    (sup, _, _), _ = evaluate(dict(variables, params=params), support, query)
+    return jnp.sum(sup * weights)
+  w_s = variables['params']['saliency_w_s']
+  _, grad = loss(w_s)
+  assert np.all(np.isfinite(np.asarray(grad)))
+  direction = np.random.default_rng(3).normal(size=w_s.shape).astype(
+      np.float32)
+  h = 1e-5  # the min-max normalised 2x2 maps are steep: small steps
+  numeric = (loss(w_s + h * direction)[0]
+             - loss(w_s - h * direction)[0]) / (2 * h)
+  analytic = float(jnp.vdot(grad, direction))
+  assert abs(analytic) > 1.0
+  np.testing.assert_allclose(analytic, float(numeric), rtol=0.03)
+
+
+def test_gradients_reach_the_evaluator_and_generators():
+  _, variables, _, train = _setup_of()
+  support, _, query = _episode()
+  weights = np.random.default_rng(4).normal(
+      size=(V_S, T, SIZE, SIZE, 3)).astype(np.float32)
+
+  names = ('evaluator_w1', 'generator_t', 'generator_s', 'task_encoder')
+
+  @jax.jit
+  @jax.grad
+  def grad_fn(sampler_params, sigma):
+    # Only the sampler's own parameters: no backward pass through the scan.
+    params = dict(variables['params'], **sampler_params)
+    (sup, qry, _), _ = train(dict(variables, params=params), support, query,
+                             sigma, jax.random.key(5))
+    return jnp.sum(sup * weights) + jnp.sum(qry)
+
+  sampler_params = {k: variables['params'][k] for k in names}
+  grads = grad_fn(sampler_params, 0.3)
+  for name in names:
+    leaves = [np.asarray(x) for x in jax.tree.leaves(grads[name])]
+    assert all(np.all(np.isfinite(x)) for x in leaves), name
+    assert max(np.abs(x).max() for x in leaves) > 0, name
+  # The evaluator only receives gradient through the perturbed top-k: at
+  # sigma = 0 (hard top-k) it gets none.
+  grads0 = grad_fn(sampler_params, 0.0)
+  for leaf in jax.tree.leaves(grads0['evaluator_w1']):
+    np.testing.assert_array_equal(np.asarray(leaf), 0.0)
+
+
+def _generated_w2(variables, scan_dense):
+  """w2 from the parameters by hand (numpy, eps = 0): Eq. 12 and 14."""
+  p = jax.tree.map(np.asarray, variables['params'])
+  enc = p['task_encoder']
+  x = np.maximum(scan_dense[:V_S] @ enc['dense_0']['kernel']
+                 + enc['dense_0']['bias'], 0)
+  x = (x @ enc['dense_1']['kernel'] + enc['dense_1']['bias']).mean(0)
+  mu = x[:x.shape[0] // 2]
+  theta = mu @ p['generator_t']['kernel'] + p['generator_t']['bias']
+  return theta / np.linalg.norm(theta)
+
+
+def test_task_adaptation_depends_on_the_support_only():
+  _, variables, evaluate, train = _setup_of()
+  support, _, query = _episode(0)
+  other_support, _, other_query = _episode(1)
+  (sup, _, aux), inter = evaluate(variables, support, query)
+  w2 = np.asarray(inter['w2'][0])
+  np.testing.assert_allclose(
+      w2, _generated_w2(variables, np.asarray(aux['scan_dense'])), atol=1e-5)
+  np.testing.assert_allclose(np.linalg.norm(np.asarray(inter['w_s'][0])), 1.0,
+                             atol=1e-5)
+  # Another query: same weights, same support frames.
+  (sup_q, _, _), inter_q = evaluate(variables, support, other_query)
+  np.testing.assert_array_equal(np.asarray(inter_q['w2'][0]), w2)
+  np.testing.assert_array_equal(np.asarray(sup_q), np.asarray(sup))
+  # Another support: other weights.
+  _, inter_s = evaluate(variables, other_support, query)
+  assert np.abs(np.asarray(inter_s['w2'][0]) - w2).max() > 1e-3
+  # Training samples f_t = mu + sigma eps: random per key.
+  _, inter_t1 = train(variables, support, query, 0.1, jax.random.key(1))
+  _, inter_t2 = train(variables, support, query, 0.1, jax.random.key(2))
+  assert np.abs(np.asarray(inter_t1['w2'][0])
+                - np.asarray(inter_t2['w2'][0])).max() > 1e-4
+
+
+def test_motion_indices_hand_worked():
+  motion_indices = jax.jit(sampler_lib.motion_indices, static_argnums=1)
+  # Frames move (by 1) only at frames 6-9 of 12.
+  x = np.array([0, 0, 0, 0, 0, 0, 1, 2, 3, 4, 4, 4], np.float32)[None, :, None]
+  # In units of the mean motion the four moving frames hold ~3 each:
+  # cum ~ [0, ..., 0, 3, 6, 9, 12, 12, 12]; targets (j + 0.5) * 12 / k.
+  np.testing.assert_array_equal(
+      np.asarray(motion_indices(x, 4)), [[6, 7, 8, 9]])  # 1.5 ..
+  np.testing.assert_array_equal(
+      np.asarray(motion_indices(x, 3)), [[6, 7, 9]])  # 2, 6, 10
+  # All motion in one frame: the picks collide there and are spread out.
+  burst = np.array([0, 0, 0, 0, 5, 5, 5, 5], np.float32)[None, :, None]
+  np.testing.assert_array_equal(
+      np.asarray(motion_indices(burst, 3)), [[4, 5, 6]])
+  # A static video gets the uniform segment centres.
+  for m, k in [(20, 8), (6, 3)]:  # (6, 3): targets on frame boundaries
+    np.testing.assert_array_equal(
+        np.asarray(motion_indices(np.ones((1, m, 4)), k))[0],
+        episodes_lib.dense_frame_indices(m, k))
+
+
+def test_mgsampler_selects_where_the_motion_is():
+  _, variables, evaluate, _ = _setup_of(method='mgsampler')
+  rng = np.random.default_rng(6)
+  still = rng.normal(size=(SIZE, SIZE, 3)).astype(np.float32)
+  videos = np.repeat(still[None, None], V_S + V_Q, 0).repeat(M, 1)
+  # Frames 3-5 of every video change; frames 0-2 are the same image.
+  videos[:, 3:] = rng.normal(size=videos[:, 3:].shape)
+  support, query = jnp.asarray(videos[:V_S]), jnp.asarray(videos[V_S:])
+  (sup, _, aux), _ = evaluate(variables, support, query)
+  np.testing.assert_array_equal(np.asarray(aux['indices']),
+                                np.tile([3, 4, 5], (V_S + V_Q, 1)))
+  np.testing.assert_array_equal(np.asarray(sup), videos[:V_S, 3:])
+  scores = np.asarray(aux['scores'])
+  assert np.all(scores[:, :3] < 1e-3)
+  assert np.all(scores[:, 3:] > 0.1)
+
+
+def test_sampler_figure(tmp_path):
+  _, variables, evaluate, _ = _setup_of()
+  support, _, query = _episode()
+  videos = jnp.concatenate([support, query])
+  (sup, qry, aux), _ = evaluate(variables, support, query)
+  selected = jnp.concatenate([sup, qry])
+  image = figure_lib.sampler_grid(videos, aux, video=1, mean=MEAN, std=STD,
+                                  selected=selected)
+  gap = figure_lib.GAP
+  assert image.dtype == np.uint8
+  assert image.shape == (3 * SIZE + 2 * gap, M * SIZE + (M - 1) * gap, 3)
+  assert image.std() > 10
+  # Selected frames carry the green frame; the others are drawn as they are.
+  indices = np.asarray(aux['indices'][1])
+  for i in range(M):
+    corner = image[0, i * (SIZE + gap)]
+    if i in indices:
+      np.testing.assert_array_equal(corner, figure_lib.SELECTED_COLOUR)
+    else:
+      np.testing.assert_array_equal(
+          image[:SIZE, i * (SIZE + gap):i * (SIZE + gap) + SIZE],
+          np.clip(np.round(np.asarray(videos[1, i]) * STD + MEAN), 0, 255))
+      # Nothing under an unselected frame.
+      assert np.all(image[SIZE + gap:, i * (SIZE + gap)] == figure_lib.BACKGROUND)
+  # Recomputing the amplification from aux gives the same picture.
+  recomputed = figure_lib.sampler_grid(videos, aux, video=1, mean=MEAN,
+                                       std=STD, floor=0.05)
+  assert np.abs(recomputed.astype(int) - image.astype(int)).max() <= 1
+  path = tmp_path / 'figures' / 'sampler.png'
+  figure_lib.save_png(image, str(path))
+  np.testing.assert_array_equal(np.asarray(Image.open(path)), image)
