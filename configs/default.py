@@ -86,6 +86,8 @@ def get_config(arg=None):
   sampler.hidden = 128  # d, the evaluator's hidden width
   sampler.task_dim = 128  # size of the task feature f_t
   sampler.saliency_floor = 0.05  # uniform floor under the saliency profile
+  # ShuffleNetV2 fields overriding `scan_net`'s (tests use a tiny scan net).
+  sampler.scan_kwargs = ml_collections.ConfigDict()
 
   # Action alignment (paper 3.4). TC = TT (transform) + TR (rearrangement).
   model.alignment = alignment = ml_collections.ConfigDict()
@@ -100,6 +102,8 @@ def get_config(arg=None):
   alignment.max_shift = 0.5  # SC offsets in units of the map side (tanh * this)
   alignment.perturbations = 4  # SC offset perturbations averaged in training
   alignment.perturbation_scale = 0.1  # their std, in units of the map side
+  alignment.localisation_hidden = 64  # width of TT's localisation net
+  alignment.offset_hidden = 64  # width of SC's offset predictor
 
   config.train = train = ml_collections.ConfigDict()
   # One step = one update on `episodes_per_step` episodes spread over devices.
@@ -110,6 +114,7 @@ def get_config(arg=None):
   train.lr_decay_every = 5000 * 200 // 16  # ... every this many steps
   train.momentum = 0.9  # the paper says "SGD"; momentum is our choice
   train.weight_decay = 5e-4
+  train.grad_clip_norm = 0.0  # clip gradients to this global norm; 0: off
   train.sigma = 0.1  # perturbed top-k noise scale
   train.sigma_decay = 0.8
   train.sigma_decay_every = 2000 * 200 // 16

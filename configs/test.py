@@ -21,6 +21,14 @@ def get_config(arg=None):
   config.model.backbone = 'resnet_tiny'
   config.model.backbone_width = 8
   config.model.frames = 4
+  config.model.sampler.scan_size = 16
+  config.model.sampler.num_samples = 16
+  config.model.sampler.hidden = 16
+  config.model.sampler.task_dim = 16
+  config.model.sampler.scan_kwargs = dict(
+      stages_repeats=(1, 1, 1), stages_out_channels=(8, 16, 16, 32, 64))
+  config.model.alignment.localisation_hidden = 8
+  config.model.alignment.offset_hidden = 8
 
   train = config.train
   train.num_steps = 4

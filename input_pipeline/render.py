@@ -1,7 +1,7 @@
 """Pure-numpy renderer of the procedural action videos (DESIGN.md section 3).
 
-A video shows a small actor (a two-tone ellipse: a body and a marker dot near
-one end of its long axis) that performs its class's motion pattern during a
+A video shows a small actor (a two-tone ellipse with a dark outline: a body
+and a marker dot near one end of its long axis) that performs its class's motion pattern during a
 random part of the clip, over a cluttered static background with a few moving
 distractor shapes. Everything is in normalised (y, x) coordinates in [0, 1];
 pixel centres sit at `(i + 0.5) / size`. Shapes have soft (one pixel,
@@ -55,6 +55,9 @@ NUM_DISTRACTORS = (2, 5)  # moving shapes, [low, high)
 # classifier alone would score about 45%, the trajectories alone about 95%.
 HUE_JITTER = 0.1
 NOISE_STD = (1.5, 4.0)  # pixel noise, in uint8 levels
+# The actor's one-pixel outline: nothing else in the scene has one, so a
+# learned detector can find the actor; finding it still takes looking.
+RIM_COLOUR = (0.05, 0.05, 0.05)
 _PATH_GRID = 257  # progress samples used to normalise the trajectory
 
 
@@ -337,12 +340,13 @@ def render_video(params: ClassParams, rng: np.random.Generator, *,
   theta, length, width, shade = params.appearance(np.clip(progress, 0, 1))
   a = 0.5 * length * actor_scale  # [F] semi-axes
   b = 0.5 * width * actor_scale
-  half_y = np.sqrt((a * np.sin(theta)) ** 2 + (b * np.cos(theta)) ** 2)
-  half_x = np.sqrt((a * np.cos(theta)) ** 2 + (b * np.sin(theta)) ** 2)
+  rim = 1.0 / size  # a one-pixel dark outline around the body
+  half_y = np.hypot(a * np.sin(theta), b * np.cos(theta)) + rim
+  half_x = np.hypot(a * np.cos(theta), b * np.sin(theta)) + rim
   # Margin: the largest semi-axis the class's appearance ever reaches, so the
   # actor stays inside the frame at any offset.
   grid = np.linspace(0, 1, 65)
-  reach = 0.5 * actor_scale * params.appearance(grid)[1].max()
+  reach = 0.5 * actor_scale * params.appearance(grid)[1].max() + rim
   room = 1 - 2 * (reach + 1 / size) - params.path_size * path_scale  # [2]
   offset = reach + 1 / size + offset_draw * np.maximum(room, 0)
   centre = offset + params.trajectory(np.clip(progress, 0, 1)) * path_scale
@@ -388,7 +392,8 @@ def render_video(params: ClassParams, rng: np.random.Generator, *,
       my = dy - 0.6 * ai[i] * np.sin(th[i])
       mx = dx - 0.6 * ai[i] * np.cos(th[i])
       marker = np.maximum(_disc_sd(my, mx, 0.4 * bi[i]), body)
-      return [(body, body_colours[i]), (marker, marker_colour)]
+      return [(body - rim, RIM_COLOUR), (body, body_colours[i]),
+              (marker, marker_colour)]
 
     _stamp(frames, np.where(inside[:, None], centre, np.nan), reach,
            actor_layers)

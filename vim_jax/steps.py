@@ -34,8 +34,11 @@ def sigma_schedule(train_config, step):
 
 
 def make_optimizer(train_config) -> optax.GradientTransformation:
+  """SGD with momentum, weight decay and optional global-norm clipping."""
+  clip = ([optax.clip_by_global_norm(train_config.grad_clip_norm)]
+          if train_config.grad_clip_norm > 0 else [])
   return optax.chain(
-      optax.add_decayed_weights(train_config.weight_decay),
+      *clip, optax.add_decayed_weights(train_config.weight_decay),
       optax.sgd(lr_schedule(train_config), momentum=train_config.momentum))
 
 
