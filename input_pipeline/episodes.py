@@ -82,6 +82,9 @@ class VideoSource:
       lengths.append(len(feature['frames'].bytes_list.value))
     self.labels = np.asarray(labels, np.int64)  # [num_videos]
     self.num_frames = np.asarray(lengths, np.int64)  # [num_videos]
+    # The procedural dataset knows when the action happens; real ones don't.
+    self.has_spans = len(records) > 0 and (
+        'action_span' in records[0].features.feature)
     self.classes = np.unique(self.labels)  # global label ids in this split
     self.videos_of_class = [
         np.flatnonzero(self.labels == c) for c in self.classes]
@@ -210,14 +213,21 @@ def make_episode_fn(source: VideoSource, spec: EpisodeSpec, seed: int,
     plan = plan_episode(source, spec, seed, split, int(index))
     jpegs = [source.jpegs(v)[f] for v, frames in
              zip(plan['video'], plan['frame_index']) for f in frames]
+    # Frame centres as fractions of the clip, comparable with action spans.
+    frame_pos = ((plan['frame_index'] + 0.5) /
+                 source.num_frames[plan['video']][:, None]).astype(np.float32)
+    spans = (np.stack([source.float_feature(v, 'action_span')
+                       for v in plan['video']]) if source.has_spans
+             else np.zeros((num_videos, 2), np.float32))
     return (np.asarray(jpegs, object), plan['classes'], plan['video'],
-            plan['labels'], plan['crop'], plan['flip'])
+            plan['labels'], plan['crop'], plan['flip'], frame_pos, spans)
 
   def episode(index):
-    jpegs, classes, video, labels, crop, flip = tf.numpy_function(
-        fetch, [index],
-        [tf.string, tf.int32, tf.int32, tf.int32, tf.float32, tf.bool],
-        stateful=False)
+    jpegs, classes, video, labels, crop, flip, frame_pos, spans = (
+        tf.numpy_function(
+            fetch, [index],
+            [tf.string, tf.int32, tf.int32, tf.int32, tf.float32, tf.bool,
+             tf.float32, tf.float32], stateful=False))
     jpegs.set_shape([num_videos * spec.frames])
     crop = tf.repeat(tf.ensure_shape(crop, [num_videos, 3]), spec.frames, 0)
     frames = tf.map_fn(
@@ -232,12 +242,16 @@ def make_episode_fn(source: VideoSource, spec: EpisodeSpec, seed: int,
                       tf.reverse(frames, axis=[3]), frames)
     labels = tf.ensure_shape(labels, [num_videos])
     n = spec.num_support
-    return dict(
+    out = dict(
         support=frames[:n], query=frames[n:],
         support_labels=labels[:n], query_labels=labels[n:],
         classes=tf.ensure_shape(classes, [spec.way]),
         video=tf.ensure_shape(video, [num_videos]),
+        frame_pos=tf.ensure_shape(frame_pos, [num_videos, spec.frames]),
         index=tf.cast(index, tf.int32))
+    if source.has_spans:
+      out['span'] = tf.ensure_shape(spans, [num_videos, 2])
+    return out
 
   return episode
 

@@ -27,7 +27,8 @@ def summarise(results: dict, num_episodes: int,
 
   Returns:
     A JSON-friendly dict: 'accuracy' and 'ci95' in percent, 'num_episodes',
-    'per_class' {name: {'accuracy', 'queries'}}.
+    'per_class' {name: {'accuracy', 'queries'}}, and when present
+    'frames_in_span' (percent) and 'alignment_cost' (mean).
   """
   index = np.asarray(results['index'])
   _, first = np.unique(index, return_index=True)
@@ -43,8 +44,15 @@ def summarise(results: dict, num_episodes: int,
     hits = correct[query_class == c]
     per_class[class_names[c]] = dict(
         accuracy=100.0 * float(hits.mean()), queries=int(hits.size))
-  return dict(
+  summary = dict(
       accuracy=100.0 * float(accuracy.mean()),
       ci95=100.0 * confidence_interval(accuracy),
       num_episodes=int(num_episodes),
       per_class=per_class)
+  if 'in_span' in results:  # percent of used frames inside the action
+    summary['frames_in_span'] = 100.0 * float(
+        np.mean(np.asarray(results['in_span'])[first]))
+  if 'alignment_cost' in results:
+    summary['alignment_cost'] = float(
+        np.mean(np.asarray(results['alignment_cost'])[first]))
+  return summary

@@ -6,6 +6,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from input_pipeline import episodes as episodes_lib
+
 from vim_jax import losses
 from vim_jax import parallel
 
@@ -96,17 +98,38 @@ def train_step(state: TrainState, batch, *, model, tx, train_config):
   return new_state, metrics
 
 
+def used_frame_positions(outputs, frame_pos, frames):
+  """Clip positions [V, T] of the frames the backbone saw."""
+  if 'sampler' in outputs:
+    return jnp.take_along_axis(frame_pos, outputs['sampler']['indices'], 1)
+  if frame_pos.shape[1] == frames:
+    return frame_pos
+  return frame_pos[:, episodes_lib.dense_frame_indices(frame_pos.shape[1],
+                                                       frames)]
+
+
 def eval_step(variables, batch, *, model):
   """Per-episode results on this device's episodes [E, ...] (no collectives).
 
   Returns:
     'accuracy' [E], 'correct' [E, V_q] bool, 'query_class' [E, V_q] global
-    class ids, 'index' [E].
+    class ids, 'index' [E]; 'in_span' [E] (fraction of the frames used that
+    lie inside the action, when the data knows it) and 'alignment_cost' [E]
+    (mean Eq. 35 cost over the episode's pairs, with an alignment).
   """
   def one(episode):
     outputs = model.apply(variables, episode, train=False)
     correct = jnp.argmax(outputs['logits'], -1) == episode['query_labels']
-    return dict(accuracy=correct.mean(), correct=correct,
-                query_class=episode['classes'][episode['query_labels']],
-                index=episode['index'])
+    result = dict(accuracy=correct.mean(), correct=correct,
+                  query_class=episode['classes'][episode['query_labels']],
+                  index=episode['index'])
+    if 'span' in episode:
+      pos = used_frame_positions(outputs, episode['frame_pos'],
+                                 model.config.frames)
+      span = episode['span']
+      result['in_span'] = jnp.mean(
+          (pos >= span[:, :1]) & (pos < span[:, 1:]))
+    if 'alignment' in outputs:
+      result['alignment_cost'] = outputs['alignment']['cost'].mean()
+    return result
   return jax.vmap(one)(batch)

@@ -30,6 +30,8 @@ from input_pipeline import episodes as episodes_lib
 from vim_jax import evaluate
 from vim_jax import parallel
 from vim_jax import steps
+from vim_jax.figures import alignment as alignment_figures
+from vim_jax.figures import sampler as sampler_figures
 from vim_jax.models import few_shot
 
 
@@ -160,6 +162,62 @@ class Experiment:
       results = multihost_utils.process_allgather(results, tiled=True)
     return evaluate.summarise(results, num_episodes,
                               self.source(split).class_names)
+
+
+def figures(experiment, variables, split='test', episode_index=0):
+  """Pictures of what the sampler and the alignment did on one episode.
+
+  Returns:
+    {name: uint8 [H, W, 3]}: 'sampler' (paper Fig. 23: dense frames with the
+    selection, saliency, amplified frames) for the first query, 'alignment'
+    (Fig. 24: the warped durations and SC windows) for the first query and
+    the first support video of its class. Empty without those modules.
+  """
+  config = experiment.config
+  if not (few_shot.uses_sampler(config.model) or
+          few_shot.uses_alignment(config.model)):
+    return {}
+  ds = episodes_lib.episode_dataset(
+      experiment.source(split), episode_spec(config, split), seed=config.eval.seed,
+      split=split, indices=tf.data.Dataset.range(episode_index, episode_index + 1),
+      batch=1)
+  episode = jax.tree.map(lambda x: x[0], next(ds.as_numpy_iterator()))
+  outputs = jax.jit(lambda v, e: experiment.model.apply(v, e, train=False))(
+      variables, episode)
+  outputs = jax.tree.map(np.asarray, outputs)
+  num_support = len(episode['support_labels'])
+  videos = np.concatenate([episode['support'], episode['query']])  # uint8
+  images = {}
+  if 'sampler' in outputs:
+    normalised = np.asarray(few_shot.normalise(videos))
+    images['sampler'] = sampler_figures.sampler_grid(
+        normalised, outputs['sampler'], video=num_support,
+        mean=few_shot.IMAGENET_MEAN, std=few_shot.IMAGENET_STD)
+  if 'alignment' in outputs:
+    aux = outputs['alignment']
+    label = int(episode['query_labels'][0])
+    support = int(np.flatnonzero(episode['support_labels'] == label)[0])
+    if 'sampler' in outputs:
+      frames = np.take_along_axis(
+          videos, outputs['sampler']['indices'][:, :, None, None, None], 1)
+    else:
+      frames = videos[:, episodes_lib.dense_frame_indices(
+          videos.shape[1], config.model.frames)]
+    map_side = -(-config.data.frame_size // 32)
+    images['alignment'] = alignment_figures.alignment_figure(
+        frames[support], frames[num_support],
+        aux['warp'][[support, num_support]], aux['offsets'][0, label],
+        (map_side, map_side))
+  return images
+
+
+def _write_figures(experiment, variables, workdir, writer, step):
+  images = figures(experiment, variables)
+  for name, image in images.items():
+    sampler_figures.save_png(image, os.path.join(workdir, 'figures',
+                                                 f'{name}_{step}.png'))
+  if images:
+    writer.write_images(step, {f'test/{k}': v[None] for k, v in images.items()})
 
 
 def _variables(state):
@@ -314,9 +372,13 @@ def _test(experiment, workdir, writer, abstract):
   _log_results(writer, step, 'test', results)
   writer.write_texts(step, {'test/per_class': json.dumps(
       results['per_class'], indent=1)})
+  for key in ('frames_in_span', 'alignment_cost'):
+    if key in results:
+      writer.write_scalars(step, {f'test/{key}': results[key]})
   if jax.process_index() == 0:
     with open(os.path.join(workdir, 'test_results.json'), 'w') as f:
       json.dump(results, f, indent=2)
+    _write_figures(experiment, variables, workdir, writer, step)
   return results
 
 
