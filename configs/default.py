@@ -59,6 +59,27 @@ def get_config(arg=None):
   data.test_crop_fraction = 0.875  # centre crop at test time
   data.hflip = True  # never for SSv2 (direction is the label there)
   data.prefetch = 2
+  # Real datasets only (see configs/real.py). Build options of the TFDS builder
+  # (`input_pipeline/real_datasets.py`); each choice is prepared once into its
+  # own folder: frames kept per video (uniformly subsampled; 0 = all), short
+  # side of the stored frames (0 = as is), JPEG quality, reading threads.
+  data.max_frames = 64
+  data.resize_short_side = 128
+  data.jpeg_quality = 90
+  data.build_workers = 4
+  # Limit test (paper 4.4.8, Fig. 19): train on at most this many videos per
+  # training class (0 = all), the same ones for every method and run: a fixed
+  # permutation per class from `limit_seed`, so limit=20 is inside limit=50.
+  data.limit = 0
+  data.limit_seed = 0
+  # Cross-domain test (paper 4.4.11, Fig. 21): the test split comes from this
+  # builder config (e.g. 'ucf_ARN') with its own split folder and manual folder;
+  # training and validation stay on `dataset`. None: test on `dataset`.
+  data.test_dataset = ml_collections.FieldReference(None, field_type=str)
+  data.test_split_dir = ml_collections.FieldReference(None, field_type=str)
+  data.test_manual_dir = ml_collections.FieldReference(None, field_type=str)
+  # None: `source`.
+  data.test_source = ml_collections.FieldReference(None, field_type=str)
 
   config.model = model = ml_collections.ConfigDict()
   model.backbone = 'resnet50'
@@ -67,6 +88,16 @@ def get_config(arg=None):
   # Eq. 22 uses exp(-d); a scale s gives exp(-s d). 1.0 is the paper's.
   model.logit_scale = 1.0
   model.dtype = 'float32'
+  # Pretrained weights (vim_jax/pretrained.py): folders written by
+  # `python -m vim_jax.convert_weights`; None = random initialisation.
+  model.backbone_weights = ml_collections.FieldReference(None, field_type=str)
+  model.scan_weights = ml_collections.FieldReference(None, field_type=str)
+  # Backbone variant and input convention; they must match the weights:
+  # torchvision (stride_in_1x1=False, bn_epsilon=1e-5, 'imagenet': RGB minus
+  # mean over std) or Keras ResNet50 (True, 1.001e-5, 'caffe': BGR minus mean).
+  model.stride_in_1x1 = False
+  model.bn_epsilon = 1e-5
+  model.normalisation = 'imagenet'
 
   # Video sampler (paper 3.3). Off: T frames at the segment centres (ProtoNet).
   # Every `test_*` switch that is None follows its training switch; set it to

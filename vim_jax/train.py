@@ -29,6 +29,7 @@ from input_pipeline import datasets
 from input_pipeline import episodes as episodes_lib
 from vim_jax import evaluate
 from vim_jax import parallel
+from vim_jax import pretrained
 from vim_jax import steps
 from vim_jax.figures import alignment as alignment_figures
 from vim_jax.figures import sampler as sampler_figures
@@ -124,9 +125,25 @@ class Experiment:
     return self.sources[split]
 
   def init_state(self) -> steps.TrainState:
-    return steps.init_state(
+    state = steps.init_state(
         self.model, self.tx, example_episode(episode_spec(self.config, 'train')),
         self.config.seed)
+    model = self.config.model
+    if self.config.data.dataset != 'procedural':
+      needed = ['backbone_weights'] + (
+          ['scan_weights'] if few_shot.uses_sampler(model) else [])
+      for field in needed:
+        if not model[field]:
+          logging.warning('config.model.%s is not set: random initialisation '
+                          '(the paper starts from ImageNet weights).', field)
+    if not (model.backbone_weights or model.scan_weights):
+      return state
+    variables = pretrained.load_pretrained(
+        {'params': state.params, 'batch_stats': state.batch_stats}, model)
+    # The optimiser state (momentum) is rebuilt for the loaded parameters.
+    return state.replace(
+        params=variables['params'], batch_stats=variables['batch_stats'],
+        opt_state=self.tx.init(variables['params']))
 
   def train_batches(self, start_step: int):
     train = self.config.train

@@ -11,6 +11,7 @@ import ml_collections
 import numpy as np
 
 from input_pipeline import episodes as episodes_lib
+from vim_jax import pretrained
 from vim_jax.models import alignment as alignment_lib
 from vim_jax.models import protonet
 from vim_jax.models import resnet
@@ -32,10 +33,23 @@ def uses_alignment(model_config) -> bool:
   return _any_switch(model_config.alignment, ('transform', 'rearrange', 'spatial'))
 
 
-def normalise(frames, dtype=jnp.float32):
-  """uint8 RGB frames -> ImageNet-normalised floats."""
-  return ((frames.astype(jnp.float32) - IMAGENET_MEAN) / IMAGENET_STD).astype(
-      dtype)
+def normalise(frames, dtype=jnp.float32, kind='imagenet'):
+  """uint8 RGB frames -> floats in an input convention.
+
+  Args:
+    frames: [..., 3] RGB, uint8 or floats in 0-255.
+    dtype: of the output.
+    kind: 'imagenet' (RGB minus the ImageNet mean over its std; torchvision
+      weights, and what the model feeds its modules) or 'caffe' (BGR minus the
+      mean, Keras ResNet50 weights); see `pretrained.NORMALISATIONS`.
+  """
+  x = frames.astype(jnp.float32)
+  if kind == 'imagenet':
+    return ((x - IMAGENET_MEAN) / IMAGENET_STD).astype(dtype)
+  if kind == 'caffe':
+    return pretrained.caffe_input(x).astype(dtype)
+  raise ValueError(f'config.model.normalisation={kind!r} is not one of '
+                   f'{pretrained.NORMALISATIONS}.')
 
 
 class FewShotModel(nn.Module):
@@ -50,8 +64,22 @@ class FewShotModel(nn.Module):
 
   def setup(self):
     dtype = jnp.dtype(self.config.dtype)
-    self.backbone = resnet.build_backbone(
-        self.config.backbone, width=self.config.backbone_width, dtype=dtype)
+    kwargs = dict(width=self.config.backbone_width, dtype=dtype,
+                  stride_in_1x1=self.config.stride_in_1x1,
+                  bn_epsilon=self.config.bn_epsilon)
+    normalisation = self.config.normalisation
+    if normalisation == 'imagenet':
+      self.backbone = resnet.build_backbone(self.config.backbone, **kwargs)
+    elif normalisation == 'caffe':
+      # Frames arrive ImageNet-normalised (the scan net's convention); Keras
+      # weights get theirs, under the same parameter tree.
+      self.backbone = pretrained.BackboneInput(
+          resnet.build_backbone(self.config.backbone, parent=None, **kwargs),
+          imagenet_mean=tuple(IMAGENET_MEAN.tolist()),
+          imagenet_std=tuple(IMAGENET_STD.tolist()))
+    else:
+      raise ValueError(f'config.model.normalisation={normalisation!r} is not '
+                       f'one of {pretrained.NORMALISATIONS}.')
     if uses_sampler(self.config):
       self.sampler = sampler_lib.VideoSampler(
           self.config.sampler, frames=self.config.frames, dtype=dtype)
