@@ -141,8 +141,13 @@ def make_example(config: ProceduralConfig, split: str, class_index: int,
 class ProceduralActions(tfds.core.GeneratorBasedBuilder):
   """Procedural few-shot action videos (DESIGN.md section 3)."""
 
-  VERSION = tfds.core.Version('1.0.0')
-  RELEASE_NOTES = {'1.0.0': 'Initial release.'}
+  # Bump whenever render.py changes what a config renders: the cache is keyed
+  # by config name and version.
+  VERSION = tfds.core.Version('1.1.0')
+  RELEASE_NOTES = {
+      '1.0.0': 'Initial release.',
+      '1.1.0': 'Less clutter (2-4 shapes) and 1-2 distractors; hue jitter 0.05.',
+  }
   BUILDER_CONFIGS = [make_config()]
 
   def _info(self) -> tfds.core.DatasetInfo:
