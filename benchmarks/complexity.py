@@ -1,0 +1,171 @@
+"""Complexity of full VIM against ProtoNet (paper 4.4.10, Fig. 22).
+
+Two Markdown tables:
+  1. parameter counts of ProtoNet (`configs/vim.py` row 'baseline') and full
+     VIM (row 'full'), split into backbone, sampler (its scan network apart)
+     and alignment, for the default config (ResNet-50 at 224 x 224; counted
+     from `jax.eval_shape`, nothing is run) and the synthetic config;
+  2. on the synthetic config and one device, measured in the same run:
+     evaluation seconds per episode, train-step seconds per episode, and the
+     temporary memory of the compiled train and eval steps
+     (`jit(...).lower(...).compile().memory_analysis()`), each with its
+     ratio to ProtoNet's.
+
+  python benchmarks/complexity.py
+  python benchmarks/complexity.py --steps=5 --eval_batches=5 --shot=5
+
+Timed steps run on episodes already in memory (from the input pipeline of
+the synthetic data, which is built on first use), after one warm-up call.
+"""
+import os
+import sys
+import time
+
+from absl import app
+from absl import flags
+from absl import logging
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+flags.DEFINE_integer('steps', 3, 'Timed train steps (after one warm-up step).')
+flags.DEFINE_integer('eval_batches', 3, 'Timed eval batches (after one).')
+flags.DEFINE_integer('shot', 1, 'K of the episodes (5-way, 5 queries).')
+flags.DEFINE_string('tfds_data_dir', None, 'TFDS data dir (default: TFDS).')
+FLAGS = flags.FLAGS
+
+ROWS = ('baseline', 'full')
+NAMES = {'baseline': 'ProtoNet', 'full': 'VIM (full)'}
+# Paper, Fig. 22 (5-way 1-shot UCF101, ResNet-50, V100).
+PAPER = {'baseline': '25.8 M, 0.67 s/task', 'full': '58.2 M, 0.85 s/task'}
+
+
+def _config(row, base):
+  from configs import vim  # pylint: disable=g-import-not-at-top
+  config = vim.get_config(f'row={row},base={base},shot={FLAGS.shot}')
+  if FLAGS.tfds_data_dir:
+    config.data.tfds_data_dir = FLAGS.tfds_data_dir
+  return config
+
+
+def parameter_counts(config) -> dict:
+  """Parameters per top-level module (and the sampler's scan net), unrun."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from vim_jax import train  # pylint: disable=g-import-not-at-top
+  from vim_jax.models import few_shot  # pylint: disable=g-import-not-at-top
+  model = few_shot.FewShotModel(config.model, way=config.data.way)
+  episode = jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype),
+      train.example_episode(train.episode_spec(config, 'train')))
+  keys = {'params': jax.random.PRNGKey(0), 'sampler': jax.random.PRNGKey(1)}
+  params = jax.eval_shape(
+      lambda ep: model.init(keys, ep, train=False), episode)['params']
+  size = lambda tree: sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree))
+  counts = {name: size(params.get(name, {}))
+            for name in ('backbone', 'sampler', 'alignment')}
+  counts['scan'] = size(params.get('sampler', {}).get('scan', {}))
+  counts['total'] = size(params)
+  return counts
+
+
+def measure(config) -> dict:
+  """Seconds per episode and compiled temp bytes of the train and eval steps."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from input_pipeline import episodes as episodes_lib  # pylint: disable=g-import-not-at-top
+  from vim_jax import parallel  # pylint: disable=g-import-not-at-top
+  from vim_jax import train  # pylint: disable=g-import-not-at-top
+  runner = parallel.Runner(config.parallel, jax.devices()[:1])
+  experiment = train.Experiment(config, runner)
+
+  batches = experiment.train_batches(0)
+  cached = [runner.put_batch(next(batches)) for _ in range(FLAGS.steps + 1)]
+  state = runner.put_state(experiment.init_state())
+  train_step = experiment._train_step.lower(state, cached[0]).compile()  # pylint: disable=protected-access
+  train_memory = train_step.memory_analysis()
+  state, metrics = train_step(state, cached[0])  # warm-up
+  jax.block_until_ready(metrics)
+  start = time.perf_counter()
+  for batch in cached[1:]:
+    state, metrics = train_step(state, batch)
+    jax.block_until_ready(metrics)
+  train_time = ((time.perf_counter() - start) / FLAGS.steps
+                / config.train.episodes_per_step)
+
+  host = runner.get_state(state)
+  variables = runner.put_state(
+      {'params': host.params, 'batch_stats': host.batch_stats})
+  eval_episodes = config.eval.episodes_per_step
+  eval_batches = episodes_lib.episode_dataset(
+      experiment.source('test'), train.episode_spec(config, 'test'),
+      seed=config.eval.seed, split='test',
+      indices=tf.data.Dataset.range(eval_episodes * (FLAGS.eval_batches + 1)),
+      batch=eval_episodes).as_numpy_iterator()
+  eval_cached = [runner.put_batch(b) for b in eval_batches]
+  eval_step = experiment._eval_step.lower(variables, eval_cached[0]).compile()  # pylint: disable=protected-access
+  eval_memory = eval_step.memory_analysis()
+  jax.block_until_ready(eval_step(variables, eval_cached[0]))  # warm-up
+  start = time.perf_counter()
+  for batch in eval_cached[1:]:
+    jax.block_until_ready(eval_step(variables, batch))
+  eval_time = (time.perf_counter() - start) / FLAGS.eval_batches / eval_episodes
+  return dict(train=train_time, eval=eval_time,
+              train_temp=train_memory.temp_size_in_bytes,
+              eval_temp=eval_memory.temp_size_in_bytes,
+              train_episodes=config.train.episodes_per_step,
+              eval_episodes=eval_episodes)
+
+
+def _m(n):
+  return f'{n / 1e6:.2f} M'
+
+
+def main(argv):
+  del argv
+  import jax  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  tf.config.set_visible_devices([], 'GPU')
+  logging.set_verbosity(logging.WARNING)
+
+  print(f'\n## Parameters (5-way {FLAGS.shot}-shot episodes; counted, not run)'
+        '\n')
+  print('| config | model | total | backbone | sampler (scan net) | alignment '
+        '| extra over ProtoNet | paper (Fig. 22) |')
+  print('|---|---|---|---|---|---|---|---|')
+  for base in ('default', 'synthetic'):
+    counts = {row: parameter_counts(_config(row, base)) for row in ROWS}
+    for row in ROWS:
+      c = counts[row]
+      extra = c['total'] - counts['baseline']['total']
+      shape = _config(row, base)
+      print(f"| {base} ({shape.model.backbone}/{shape.model.backbone_width}, "
+            f"{shape.data.frame_size}px) | {NAMES[row]} | {_m(c['total'])} | "
+            f"{_m(c['backbone'])} | {_m(c['sampler'])} ({_m(c['scan'])}) | "
+            f"{_m(c['alignment'])} | {_m(extra)} | "
+            f"{PAPER[row] if base == 'default' else ''} |")
+
+  results = {row: measure(_config(row, 'synthetic')) for row in ROWS}
+  base = results['baseline']
+  config = _config('full', 'synthetic')
+  print(f'\n## Time and memory: synthetic config, 5-way {FLAGS.shot}-shot '
+        f'{config.data.query}-query, T={config.model.frames}, '
+        f'M={config.data.dense_frames}, {config.data.frame_size}px; '
+        f'{jax.devices()[0].device_kind}, 1 device\n')
+  print('| model | eval s/episode | x ProtoNet | train s/episode | x ProtoNet '
+        '| train-step temp MB | x ProtoNet | eval-step temp MB | x ProtoNet |')
+  print('|---|---|---|---|---|---|---|---|---|')
+  for row in ROWS:
+    r = results[row]
+    print(f"| {NAMES[row]} | {r['eval']:.4f} | {r['eval'] / base['eval']:.2f} "
+          f"| {r['train']:.4f} | {r['train'] / base['train']:.2f} | "
+          f"{r['train_temp'] / 2**20:.1f} | "
+          f"{r['train_temp'] / base['train_temp']:.2f} | "
+          f"{r['eval_temp'] / 2**20:.1f} | "
+          f"{r['eval_temp'] / base['eval_temp']:.2f} |")
+  print(f"\nTrain steps hold {base['train_episodes']} episodes, eval steps "
+        f"{base['eval_episodes']}; temp MB is per step; {FLAGS.steps} timed "
+        f'train steps and {FLAGS.eval_batches} eval batches per model.')
+
+
+if __name__ == '__main__':
+  app.run(main)

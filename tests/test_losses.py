@@ -1,0 +1,226 @@
+"""Tests of the training objective (vim_jax/losses.py).
+
+References: scipy's `rel_entr` (KL) and `log_softmax` (cross-entropy),
+and the gradients of the real model (configs/test.py with every module on)
+for the routing of L_intra and L_inter.
+"""
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+from scipy import special
+
+from configs import vim as vim_config
+from vim_jax import losses
+from vim_jax import train
+from vim_jax.models import few_shot
+
+
+def _logits(seed, shape=(5, 4), scale=3.0):
+  rng = np.random.default_rng(seed)
+  return (rng.normal(size=shape) * scale).astype(np.float32)
+
+
+def _np_kl(target_logits, logits):
+  p = special.softmax(target_logits.astype(np.float64), -1)
+  q = special.softmax(logits.astype(np.float64), -1)
+  return special.rel_entr(p, q).sum(-1).mean()
+
+
+def _np_ce(logits, labels):
+  log_q = special.log_softmax(logits.astype(np.float64), -1)
+  return -log_q[np.arange(len(labels)), labels].mean()
+
+
+def test_kl_divergence_matches_scipy():
+  for seed in range(3):
+    a, b = _logits(seed), _logits(seed + 10)
+    np.testing.assert_allclose(losses.kl_divergence(a, b), _np_kl(a, b),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_classification_matches_numpy():
+  logits, labels = _logits(0), np.array([0, 3, 1, 1, 2])
+  loss, accuracy = losses.classification(logits, labels)
+  np.testing.assert_allclose(loss, _np_ce(logits, labels), rtol=1e-5)
+  assert accuracy == np.mean(logits.argmax(-1) == labels)
+
+
+def test_intra_is_zero_only_for_equal_predictions():
+  a, b = _logits(0), _logits(1)
+  assert float(losses.intra_video(a, a)) == 0.0
+  # A constant shift per row leaves the distribution unchanged.
+  assert abs(float(losses.intra_video(a, a + 7.0))) < 1e-5
+  value = float(losses.intra_video(a, b))
+  assert value > 0.1
+  np.testing.assert_allclose(value, _np_kl(a, b), rtol=1e-5)
+
+
+def test_inter_is_ce_minus_kl():
+  a, u = _logits(0), _logits(1)
+  labels = np.array([0, 3, 1, 1, 2])
+  np.testing.assert_allclose(losses.inter_video(a, a, labels),
+                             _np_ce(a, labels), rtol=1e-5)
+  np.testing.assert_allclose(losses.inter_video(a, u, labels),
+                             _np_ce(a, labels) - _np_kl(u, a), rtol=1e-5)
+  # The KL term makes L_inter lower than CE when the predictions differ.
+  assert losses.inter_video(a, u, labels) < losses.classification(a, labels)[0]
+
+
+def test_stop_gradient_targets_receive_nothing():
+  a, b = jnp.asarray(_logits(0)), jnp.asarray(_logits(1))
+  labels = jnp.array([0, 3, 1, 1, 2])
+  # L_intra: the dense prediction is the target.
+  g_dense, g_selected = jax.grad(losses.intra_video, argnums=(0, 1))(a, b)
+  assert np.all(np.asarray(g_dense) == 0)
+  assert np.abs(g_selected).max() > 1e-3
+  # L_inter: the unaligned prediction only enters through the KL target.
+  g_aligned, g_unaligned = jax.grad(losses.inter_video, argnums=(0, 1))(
+      a, b, labels)
+  assert np.all(np.asarray(g_unaligned) == 0)
+  # ... and the KL term does pull on the aligned logits: its gradient is
+  # d(-KL)/d a = -(q - p) summed per row over the mean, i.e. (p - q) / V.
+  g_ce = jax.grad(lambda x: losses.classification(x, labels)[0])(a)
+  p = special.softmax(np.asarray(b, np.float64), -1)
+  q = special.softmax(np.asarray(a, np.float64), -1)
+  np.testing.assert_allclose(g_aligned - g_ce, (p - q) / len(p), atol=1e-6)
+
+
+def _extremes():
+  """(target, prediction) pairs: one-hot-like (logits +-1e4) and uniform."""
+  one_hot = np.full((4, 5), -1e4, np.float32)
+  one_hot[np.arange(4), [0, 1, 2, 3]] = 1e4
+  other = np.roll(one_hot, 1, axis=1)  # one-hot on a different class
+  uniform = np.zeros((4, 5), np.float32)
+  return [(one_hot, one_hot), (one_hot, other), (other, one_hot),
+          (uniform, one_hot), (one_hot, uniform), (uniform, uniform)]
+
+
+@pytest.mark.parametrize('pair', range(6))
+def test_finite_values_and_gradients_at_extremes(pair):
+  target, pred = (jnp.asarray(x) for x in _extremes()[pair])
+  labels = jnp.array([0, 1, 2, 3])
+  fns = {'kl': lambda t, p: losses.kl_divergence(t, p),
+         'intra': lambda t, p: losses.intra_video(t, p),
+         'inter': lambda t, p: losses.inter_video(p, t, labels)}
+  for name, fn in fns.items():
+    value = fn(target, pred)
+    grads = jax.grad(fn, argnums=(0, 1))(target, pred)
+    assert np.isfinite(value), (name, value)
+    assert all(np.all(np.isfinite(g)) for g in grads), name
+  # Exact values where the distributions are exact: KL(onehot || onehot) = 0,
+  # KL(uniform || uniform) = 0, KL(uniform || one-hot) ~ 2e4 (finite, large).
+  kl = float(losses.kl_divergence(target, pred))
+  if pair in (0, 5):
+    assert kl == 0.0
+  if pair == 3:
+    np.testing.assert_allclose(kl, 0.8 * 2e4, rtol=1e-3)
+
+
+def test_total_loss_weights():
+  a, b, c, d = (_logits(s) for s in range(4))
+  labels = np.array([0, 3, 1, 1, 2])
+  outputs = {'logits': a, 'intra_logits': (b, c), 'unaligned_logits': d}
+  weights = ml_collections.ConfigDict(dict(mu1=0.3, mu2=2.0))
+  loss, metrics = losses.total_loss(outputs, {'query_labels': labels}, weights)
+  ce = _np_ce(a, labels)
+  expected = ce + 0.3 * _np_kl(b, c) + 2.0 * (ce - _np_kl(d, a))
+  np.testing.assert_allclose(loss, expected, rtol=1e-5)
+  assert set(metrics) == {'loss', 'cls_loss', 'accuracy', 'intra_loss',
+                          'inter_loss'}
+  # Without the modules' outputs the loss is the classification loss alone.
+  loss, metrics = losses.total_loss({'logits': a}, {'query_labels': labels},
+                                    weights)
+  np.testing.assert_allclose(loss, ce, rtol=1e-5)
+  assert 'intra_loss' not in metrics and 'inter_loss' not in metrics
+
+
+def random_variables(shapes, seed=0):
+  """Numpy draws on abstract flax variables (no compiled init).
+
+  Kernels ~ N(0, 1/fan_in), biases ~ N(0, 0.1^2), norm scales 1 + N(0, 0.1^2),
+  running means 0 and variances 1. Zero-initialised heads (TT's, SC's) are
+  random here, so every module's input side sees a gradient too.
+  """
+  rng = np.random.default_rng(seed)
+
+  def draw(path, leaf):
+    name = path[-1].key
+    if name == 'mean':
+      return np.zeros(leaf.shape, leaf.dtype)
+    if name == 'var':
+      return np.ones(leaf.shape, leaf.dtype)
+    if name == 'bias':
+      return (0.1 * rng.normal(size=leaf.shape)).astype(leaf.dtype)
+    if name == 'scale':
+      return (1 + 0.1 * rng.normal(size=leaf.shape)).astype(leaf.dtype)
+    fan_in = int(np.prod(leaf.shape[:-1])) if len(leaf.shape) > 1 else (
+        leaf.shape[0])
+    return (rng.normal(size=leaf.shape) / np.sqrt(fan_in)).astype(leaf.dtype)
+
+  return jax.tree_util.tree_map_with_path(draw, shapes)
+
+
+def random_episode(config, seed=0):
+  """One random uint8 episode with `config`'s training shapes."""
+  spec = train.episode_spec(config, 'train')
+  rng = np.random.default_rng(seed)
+  frames = (spec.frames, spec.frame_size, spec.frame_size, 3)
+  return dict(
+      support=rng.integers(0, 256, (spec.num_support,) + frames, np.uint8),
+      query=rng.integers(0, 256, (spec.num_query,) + frames, np.uint8),
+      support_labels=np.arange(spec.num_support, dtype=np.int32) % spec.way,
+      query_labels=np.arange(spec.num_query, dtype=np.int32) % spec.way)
+
+
+@pytest.fixture(scope='module')
+def model_grads():
+  """Gradients of L_intra and L_inter w.r.t. every parameter of full VIM."""
+  config = vim_config.get_config('row=full,base=test')
+  model = few_shot.FewShotModel(config.model, way=config.data.way)
+  episode = random_episode(config)
+  keys = {'params': jax.random.PRNGKey(0), 'sampler': jax.random.PRNGKey(1)}
+  variables = random_variables(jax.eval_shape(
+      lambda ep: model.init(keys, ep, train=False), episode))
+
+  @jax.jit
+  def grads(params, batch_stats, episode):
+    def loss(params, which):
+      outputs, _ = model.apply(
+          {'params': params, 'batch_stats': batch_stats}, episode,
+          train=True, sigma=0.1, rngs={'sampler': jax.random.PRNGKey(2)},
+          mutable=['batch_stats'])
+      if which == 'intra':
+        return losses.intra_video(*outputs['intra_logits'])
+      return losses.inter_video(outputs['logits'], outputs['unaligned_logits'],
+                                episode['query_labels'])
+    return jax.grad(loss)(params, 'intra'), jax.grad(loss)(params, 'inter')
+
+  return grads(variables['params'], variables['batch_stats'], episode)
+
+
+def _max_abs(tree):
+  return max(float(np.abs(x).max()) for x in jax.tree.leaves(tree))
+
+
+def test_intra_gradient_reaches_the_temporal_selector_only(model_grads):
+  intra, _ = model_grads
+  sampler = intra['sampler']
+  # TS: the evaluator, the generated w2 and the task encoder behind it.
+  for name in ('evaluator_w1', 'generator_t', 'task_encoder'):
+    for part, grad in sampler[name].items():
+      assert _max_abs(grad) > 0, (name, part)
+  assert _max_abs(sampler['scan']) > 0  # the scan features themselves
+  # Nothing reaches the backbone or the alignment: exactly zero.
+  assert _max_abs(intra['backbone']) == 0.0
+  assert _max_abs(intra['alignment']) == 0.0
+
+
+def test_inter_gradient_reaches_the_alignment(model_grads):
+  _, inter = model_grads
+  alignment = inter['alignment']
+  for name in ('localiser', 'rearrange', 'offsets'):
+    for part, grad in alignment[name].items():
+      assert _max_abs(grad) > 0, (name, part)
+  assert _max_abs(inter['backbone']) > 0

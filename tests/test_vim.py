@@ -1,0 +1,229 @@
+"""Full VIM: configs/vim.py's rows, a parallel VIM step, the ablation runner.
+
+Cheap by construction: configs/test.py's tiny backbone and scan net, random
+uint8 episodes (tests/test_parallel.py's), two training steps.
+"""
+import json
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from configs import test as test_config
+from configs import vim as vim_config
+from tests.test_losses import random_variables
+from tests.test_parallel import _batches
+from vim_jax import ablate
+from vim_jax import parallel
+from vim_jax import steps
+from vim_jax import train
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _flat(config):
+  out = {}
+  def walk(node, prefix):
+    for key, value in node.items():
+      if isinstance(value, dict):
+        walk(value, f'{prefix}{key}.')
+      else:
+        out[f'{prefix}{key}'] = value
+  walk(config.to_dict(), '')
+  return out
+
+
+def _train(config, devices, num_steps, init=None):
+  """(host state, per-step metrics, host init) after `num_steps` steps.
+
+  On tests/test_parallel.py's random episodes, from `init` or, if None, the
+  experiment's own initial state.
+  """
+  runner = parallel.Runner('shard_map', devices)
+  experiment = train.Experiment(config, runner)
+  if init is None:
+    init = jax.tree.map(np.asarray, experiment.init_state())
+  state = runner.put_state(init)
+  metrics = []
+  for batch in _batches(config, num_steps):
+    state, step_metrics = experiment.train_step(state, batch)
+    metrics.append(runner.get_replicated(step_metrics))
+  return jax.tree.map(np.asarray, runner.get_state(state)), metrics, init
+
+
+def test_every_row_is_documented_and_loads():
+  for row in vim_config.ROWS:
+    assert re.search(rf'\b{re.escape(row)}\b', vim_config.__doc__), row
+    vim_config.get_config(f'row={row},base=test')
+  assert set(vim_config.TABLE_4) <= set(vim_config.ROWS)
+  with pytest.raises(ValueError, match='row='):
+    vim_config.get_config('row=nope')
+  config = vim_config.get_config('row=full,shot=5')
+  assert (config.data.shot, config.model.backbone) == (5, 'resnet18')
+
+
+def test_rows_switch_what_they_say():
+  describe = lambda row: ablate.describe(
+      vim_config.get_config(f'row={row},base=test'))
+  assert describe('baseline') == 'ProtoNet (all off)'
+  assert describe('full') == 'TS+SA+Ada, TT+TR+SC, L_intra x0.5, L_inter x1'
+  assert describe('sampler') == 'TS+SA+Ada'
+  assert describe('alignment_inter') == 'TT+TR+SC, L_inter x1'
+  assert describe('ts_sa') == 'TS+SA, L_intra x1'
+  assert describe('sc_first').startswith('TS+SA+Ada, TT+TR+SC (SC first)')
+  assert describe('mgsampler') == 'MGSampler'
+  assert describe('full_test_no_sampler').endswith('off at test: TS+SA+Ada')
+  assert describe('full_test_no_alignment').endswith('off at test: TT+TR+SC')
+  # Test-time rows train exactly like `full`; other rows do not.
+  def sig(row):
+    config = vim_config.get_config(f'row={row},base=test')
+    return ablate.training_signature(
+        json.loads(config.to_json_best_effort()))
+  assert sig('full_test_no_sampler') == sig('full_test_no_alignment') == sig(
+      'full')
+  assert len({sig(r) for r in ('full', 'sc_first', 'both', 'mu_1_1')}) == 4
+
+
+def test_config_maker_applies_arguments_and_overrides():
+  make, table_4 = ablate.config_maker(
+      f'{ROOT}/configs/vim.py:base=test,shot=2', shot=3,
+      overrides={'train.lr': 0.5, 'data.tfds_data_dir': '/tmp/x'})
+  config = make('sampler')
+  assert config.data.shot == 3 and config.train.lr == 0.5
+  assert config.data.tfds_data_dir == '/tmp/x'
+  assert config.model.sampler.enabled and config.model.backbone == 'resnet_tiny'
+  assert table_4 == list(vim_config.TABLE_4)
+  with pytest.raises(ValueError, match='nope'):
+    make('nope')
+
+
+def test_baseline_row_is_exactly_the_foundation_protonet():
+  base = test_config.get_config()
+  row = vim_config.get_config('row=baseline,base=test')
+  # Only the weights of the (absent) MI terms differ.
+  a, b = _flat(base), _flat(row)
+  assert {k for k in a if a[k] != b[k]} == {'train.mu1', 'train.mu2'}
+  devices = jax.devices()[:1]
+  (state_a, metrics_a, init_a), (state_b, metrics_b, init_b) = (
+      _train(c, devices, num_steps=2) for c in (base, row))
+  assert set(state_b.params) == {'backbone'}  # no sampler, no alignment
+  for x, y in zip(jax.tree.leaves((init_a, state_a)),
+                  jax.tree.leaves((init_b, state_b))):
+    np.testing.assert_array_equal(x, y)
+  assert max(float(np.abs(x - y).max()) for x, y in zip(
+      jax.tree.leaves(state_b.params), jax.tree.leaves(init_b.params))) > 1e-4
+  assert [m['loss'] for m in metrics_a] == [m['loss'] for m in metrics_b]
+  assert 'intra_loss' not in metrics_b[0] and 'inter_loss' not in metrics_b[0]
+
+
+def _random_state(experiment):
+  """A TrainState drawn with numpy on init's shapes (no compiled init)."""
+  shapes = jax.eval_shape(experiment.init_state)
+  return steps.TrainState(
+      step=np.zeros((), np.int32), params=random_variables(shapes.params),
+      batch_stats=random_variables(shapes.batch_stats, seed=1),
+      opt_state=jax.tree.map(lambda s: np.zeros(s.shape, s.dtype),
+                             shapes.opt_state),
+      rng=np.asarray(jax.random.PRNGKey(0)))
+
+
+def test_full_vim_step_on_four_devices_equals_one():
+  config = vim_config.get_config('row=full,base=test')
+  config.train.lr = 0.01  # as tests/test_parallel.py: keeps the runs close
+  init = _random_state(train.Experiment(
+      config, parallel.Runner('shard_map', jax.devices()[:1])))
+  state_4, metrics_4, _ = _train(config, jax.devices(), 2, init)
+  state_1, metrics_1, _ = _train(config, jax.devices()[:1], 2, init)
+  for key in ('loss', 'cls_loss', 'intra_loss', 'inter_loss'):
+    values = [m[key] for m in metrics_1]
+    assert np.all(np.isfinite(values)), key
+    # Same maths, different reduction order and batching: float32 rounding.
+    np.testing.assert_allclose(values, [m[key] for m in metrics_4], rtol=1e-5,
+                               atol=1e-6, err_msg=key)
+  assert metrics_1[0]['intra_loss'] > 0
+  # Parameters are O(0.1-1); steps of batch norm on random pixels amplify
+  # rounding (see tests/test_parallel.py). Measured: 8e-6 after three steps;
+  # the bound is 1e-4.
+  for tree in ('params', 'batch_stats'):
+    for x, y in zip(jax.tree.leaves(getattr(state_1, tree)),
+                    jax.tree.leaves(getattr(state_4, tree))):
+      np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-4)
+  # Every module was trained by the step.
+  for path in (('sampler', 'evaluator_w1'), ('sampler', 'generator_t'),
+               ('alignment', 'rearrange'), ('alignment', 'offsets'),
+               ('backbone',)):
+    moved = jax.tree.map(lambda a, b: np.abs(a - b).max(),
+                         _get(state_1.params, path), _get(init.params, path))
+    assert max(jax.tree.leaves(moved)) > 0, path
+
+
+def _get(tree, path):
+  for key in path:
+    tree = tree[key]
+  return tree
+
+
+def test_ablate_runs_resumes_and_tabulates(tmp_path):
+  make, _ = ablate.config_maker(
+      f'{ROOT}/configs/vim.py:base=test',
+      overrides={'train.num_steps': 2, 'data.tfds_data_dir': str(tmp_path)})
+
+  def make_config(row):
+    # A test-time isolation row of a cheap module: trained as tt_only.
+    if row == 'tt_only_test_off':
+      config = make('tt_only')
+      config.model.alignment.test_transform = False
+      return config
+    return make(row)
+
+  workdir = tmp_path / 'ablation'
+  rows = ['tt_only_test_off', 'tt_only']  # trained second, tested first
+  table = ablate.run(str(workdir), rows, make_config)
+
+  lines = (workdir / 'ablation.md').read_text().splitlines()
+  body = [l for l in lines if l.startswith('| ') and not l.startswith('| row')]
+  assert [l.split(' | ')[0][2:] for l in body] == rows
+  for line, row in zip(body, table):
+    results = json.loads(
+        (workdir / row['row'] / 'test_results.json').read_text())
+    assert f"{results['accuracy']:.2f} ± {results['ci95']:.2f}" in line
+    assert results['num_episodes'] == 8
+    assert ' | 2 | ' in line  # train steps
+    assert row['wall_s'] > 0
+  assert '| TT, L_inter x1, off at test: TT |' in body[0]
+  assert '| TT, L_inter x1 |' in body[1]
+  assert (workdir / 'ablation.png').stat().st_size > 1000
+  # The test-time row was tested from tt_only's checkpoints, not trained.
+  shared = workdir / 'tt_only_test_off'
+  assert (shared / 'checkpoints').is_symlink()
+  assert table[0]['checkpoint'].startswith('tt_only/')
+  assert (json.loads((shared / 'test_results.json').read_text())['checkpoint']
+          == json.loads((workdir / 'tt_only' / 'test_results.json').read_text())
+          ['checkpoint'])
+
+  # A second run reuses every row: nothing is trained or tested again.
+  stamps = {r: (workdir / r / 'test_results.json').stat().st_mtime_ns
+            for r in rows}
+  again = ablate.run(str(workdir), rows, make_config)
+  assert again == table
+  assert stamps == {r: (workdir / r / 'test_results.json').stat().st_mtime_ns
+                    for r in rows}
+
+  # The command line, on the same folder: flags, overrides, reuse.
+  env = dict(os.environ, JAX_PLATFORMS='cpu', TF_CPP_MIN_LOG_LEVEL='2')
+  proc = subprocess.run(
+      [sys.executable, '-m', 'vim_jax.ablate',
+       f'--config={ROOT}/configs/vim.py:base=test', f'--workdir={workdir}',
+       '--rows=tt_only', '--config.train.num_steps=2',
+       f'--config.data.tfds_data_dir={tmp_path}'],
+      capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert 'reusing' in proc.stderr and 'another config' not in proc.stderr
+  assert json.loads((workdir / 'ablation.json').read_text()) == table[1:]
+  assert stamps == {r: (workdir / r / 'test_results.json').stat().st_mtime_ns
+                    for r in rows}

@@ -1,0 +1,324 @@
+"""Trains and tests rows of configs/vim.py and tabulates them (paper Table 4).
+
+  python -m vim_jax.ablate --config=configs/vim.py --workdir=/tmp/ablate \\
+      --rows=baseline,sampler,sampler_intra,alignment,alignment_inter,both,full
+  python -m vim_jax.ablate --config=configs/vim.py --workdir=/tmp/ablate_5shot \\
+      --shot=5 --config.train.num_steps=300      # overrides apply to every row
+  python -m vim_jax.ablate --config=configs/vim.py:base=test \\
+      --workdir=/tmp/ablate_test --rows=baseline,sampler --config.train.num_steps=2
+
+Every row is `configs/vim.py:row=ROW` plus the rest of --config's argument
+(base, way, shot, query), then --shot, then the --config.x=... overrides.
+Rows run one after the other in WORKDIR/ROW with `train.train_and_evaluate`
+(train.py's workdir layout); all rows are tested on the same fixed episodes,
+episodes 0..n-1 of (eval.seed, 'test'), as every config's test is.
+
+Resuming: a row whose WORKDIR/ROW/test_results.json exists is reused as it
+is; a row with checkpoints but no results resumes its training. Test-time
+isolation rows (Table 17) are not trained again: a row whose config differs
+from an already trained row's (in WORKDIR) only in the `test_*` switches is
+tested from that row's checkpoints (linked as WORKDIR/ROW/checkpoints and
+best) with `train.evaluate_only`; such rows run after the others. This is
+the paper's protocol (one model, a module removed at test); the checkpoint
+tested is the one the trained row's own validation picked. A reused row
+whose saved config.json differs from the one asked for is logged as a
+warning, not retrained.
+
+Writes WORKDIR/ablation.md (row, what is on, test accuracy +- 95% CI, train
+steps, wall time, checkpoint tested), WORKDIR/ablation.png (bar chart with
+the CIs) and WORKDIR/ablation.json (the same numbers); each row's wall time
+and description are kept in WORKDIR/ROW/ablation_row.json.
+"""
+import importlib.util
+import json
+import logging
+import os
+import time
+from typing import Callable, Sequence
+
+from absl import app
+from absl import flags
+from ml_collections import config_flags
+
+ROW_RECORD = 'ablation_row.json'
+
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+  """The command line's flags (defined on demand: importing defines none)."""
+  flags.DEFINE_string('workdir', None, 'One folder per row, and the table.')
+  flags.DEFINE_list('rows', None, 'Rows of configs/vim.py (default: Table 4).')
+  flags.DEFINE_integer('shot', None, "K, replacing the --config argument's.")
+  config_flags.DEFINE_config_file(
+      'config', None, 'configs/vim.py[:base=...,shot=...]; --config.x=... '
+      'overrides apply to every row.', lock_config=True)
+  flags.mark_flags_as_required(['config', 'workdir'])
+
+
+def _load_module(path):
+  spec = importlib.util.spec_from_file_location('ablation_config', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def config_maker(config_file: str, shot=None, overrides=None):
+  """(row -> config, default rows) from a 'configs/vim.py:args' string.
+
+  Args:
+    config_file: path of a config module with `ROWS`, `TABLE_4` and
+      `get_config('row=...,...')`, optionally followed by ':key=value,...'.
+    shot: replaces the argument's shot when given.
+    overrides: flat {'train.num_steps': 2} set on every row's config.
+  """
+  path, _, arg = config_file.partition(':')
+  module = _load_module(path)
+  replaced = ('row=',) + (('shot=',) if shot is not None else ())
+  items = [item for item in arg.split(',')
+           if item and not item.startswith(replaced)]
+  if shot is not None:
+    items.append(f'shot={shot}')
+
+  def make(row):
+    if row not in module.ROWS:
+      raise ValueError(f'Unknown row {row!r}; rows of {path}: '
+                       f'{", ".join(module.ROWS)}.')
+    config = module.get_config(','.join(items + [f'row={row}']))
+    config.update_from_flattened_dict(dict(overrides or {}))
+    return config
+
+  return make, list(module.TABLE_4)
+
+
+def describe(config) -> str:
+  """What is on in a config, in the paper's module names."""
+  # pylint: disable=g-import-not-at-top
+  from vim_jax.models import alignment as alignment_lib
+  from vim_jax.models import few_shot
+  from vim_jax.models import sampler as sampler_lib
+  # pylint: enable=g-import-not-at-top
+  model, train = config.model, config.train
+  parts, at_test = [], []
+  if few_shot.uses_sampler(model):
+    sampler = sampler_lib.VideoSampler(model.sampler, frames=model.frames)
+    names = ('TS', 'SA', 'Ada')
+    on = sampler.switches(True)
+    if model.sampler.method == 'vim':
+      parts.append('+'.join(n for n, s in zip(names, on) if s) or
+                   'sampler (uniform)')
+    else:
+      parts.append({'mgsampler': 'MGSampler'}.get(model.sampler.method,
+                                                   model.sampler.method))
+    at_test += [n for n, s, t in zip(names, on, sampler.switches(False))
+                if s and not t]
+  if few_shot.uses_alignment(model):
+    alignment = alignment_lib.ActionAlignment(model.alignment, way=2)
+    names = ('TT', 'TR', 'SC')
+    on, off = alignment.switches(True)[0], alignment.switches(False)[0]
+    text = '+'.join(n for n, s in zip(names, on) if s)
+    if model.alignment.order == 'spatial_first' and on[2] and any(on[:2]):
+      text += ' (SC first)'
+    parts.append(text)
+    at_test += [n for n, s, t in zip(names, on, off) if s and not t]
+  if few_shot.uses_sampler(model) and train.mu1:
+    parts.append(f'L_intra x{train.mu1:g}')
+  if few_shot.uses_alignment(model) and train.mu2:
+    parts.append(f'L_inter x{train.mu2:g}')
+  if at_test:
+    parts.append('off at test: ' + '+'.join(at_test))
+  return ', '.join(parts) or 'ProtoNet (all off)'
+
+
+def training_signature(config_dict: dict) -> str:
+  """A config without its test-time switches: equal means equal training."""
+  config_dict = json.loads(json.dumps(config_dict))
+  for module in ('sampler', 'alignment'):
+    fields = config_dict['model'][module]
+    for key in [k for k in fields if k.startswith('test_')]:
+      del fields[key]
+  return json.dumps(config_dict, sort_keys=True)
+
+
+def _has_test_switches(config) -> bool:
+  return any(value is not None
+             for module in (config.model.sampler, config.model.alignment)
+             for key, value in module.items() if key.startswith('test_'))
+
+
+def _read_json(path):
+  with open(path) as f:
+    return json.load(f)
+
+
+def _write_json(path, value):
+  with open(path, 'w') as f:
+    json.dump(value, f, indent=2)
+
+
+def _trained_source(workdir: str, config) -> str | None:
+  """A row folder of `workdir` trained like `config` (test switches aside)."""
+  wanted = training_signature(_config_json(config))
+  for name in sorted(os.listdir(workdir)):
+    row_dir = os.path.join(workdir, name)
+    checkpoints = os.path.join(row_dir, 'checkpoints')
+    if (os.path.isdir(checkpoints) and not os.path.islink(checkpoints)
+        and os.path.exists(os.path.join(row_dir, 'test_results.json'))
+        and os.path.exists(os.path.join(row_dir, 'config.json'))
+        and training_signature(_read_json(
+            os.path.join(row_dir, 'config.json'))) == wanted):
+      return name
+  return None
+
+
+def _config_json(config) -> dict:
+  return json.loads(config.to_json_best_effort())
+
+
+def _run_row(workdir, row, config):
+  """Trains (or reuses, or tests from a shared checkpoint) one row."""
+  from vim_jax import train  # pylint: disable=g-import-not-at-top
+  row_dir = os.path.join(workdir, row)
+  record = dict(row=row, description=describe(config),
+                train_steps=int(config.train.num_steps), trained_as=row)
+  if os.path.exists(os.path.join(row_dir, 'test_results.json')):
+    saved = os.path.join(row_dir, 'config.json')
+    if os.path.exists(saved) and _read_json(saved) != _config_json(config):
+      logging.warning('Row %s: reusing %s, trained with another config than '
+                      'the one asked for (see its config.json).', row, row_dir)
+    logging.info('Row %s: reusing %s', row, row_dir)
+    return
+  checkpoints = os.path.join(row_dir, 'checkpoints')
+  source = None
+  if os.path.islink(checkpoints):  # an interrupted shared test: test again
+    source = os.path.normpath(os.readlink(checkpoints)).split(os.sep)[1]
+  elif _has_test_switches(config) and not os.path.isdir(checkpoints):
+    source = _trained_source(workdir, config)
+  start = time.time()
+  if source is None:
+    logging.info('Row %s: training in %s (%s)', row, row_dir,
+                 record['description'])
+    train.train_and_evaluate(config, row_dir)
+  else:
+    logging.info('Row %s: testing the checkpoints of row %s', row, source)
+    os.makedirs(row_dir, exist_ok=True)
+    for name in ('checkpoints', 'best'):
+      link = os.path.join(row_dir, name)
+      if (os.path.isdir(os.path.join(workdir, source, name))
+          and not os.path.islink(link)):
+        os.symlink(os.path.join('..', source, name), link)
+    with open(os.path.join(row_dir, 'config.json'), 'w') as f:
+      f.write(config.to_json_best_effort(indent=2))
+    train.evaluate_only(config, row_dir)
+    record['trained_as'] = source
+  record['wall_s'] = time.time() - start
+  _write_json(os.path.join(row_dir, ROW_RECORD), record)
+
+
+def _gather(workdir, rows, make_config):
+  """One dict per row: the record, the test results and the description."""
+  table = []
+  for row in rows:
+    row_dir = os.path.join(workdir, row)
+    results = _read_json(os.path.join(row_dir, 'test_results.json'))
+    record_path = os.path.join(row_dir, ROW_RECORD)
+    record = _read_json(record_path) if os.path.exists(record_path) else {}
+    saved = os.path.join(row_dir, 'config.json')
+    config = make_config(row)
+    steps = (_read_json(saved)['train']['num_steps'] if os.path.exists(saved)
+             else int(config.train.num_steps))
+    checkpoint = results.get('checkpoint', '')
+    if record.get('trained_as', row) != row:
+      checkpoint = f'{record["trained_as"]}/{checkpoint}'
+    table.append(dict(
+        row=row, description=record.get('description', describe(config)),
+        accuracy=results['accuracy'], ci95=results['ci95'],
+        num_episodes=results['num_episodes'],
+        train_steps=record.get('train_steps', steps),
+        wall_s=record.get('wall_s'), checkpoint=checkpoint))
+  return table
+
+
+def write_table(workdir, table, title):
+  """WORKDIR/ablation.md and ablation.json."""
+  lines = [f'# {title}', '',
+           '| row | what is on | test accuracy (%) | train steps | '
+           'wall time (s) | checkpoint tested |',
+           '|---|---|---|---|---|---|']
+  for r in table:
+    wall = '-' if r['wall_s'] is None else f'{r["wall_s"]:.0f}'
+    lines.append(f'| {r["row"]} | {r["description"]} | {r["accuracy"]:.2f} '
+                 f'± {r["ci95"]:.2f} | {r["train_steps"]} | {wall} | '
+                 f'{r["checkpoint"]} |')
+  with open(os.path.join(workdir, 'ablation.md'), 'w') as f:
+    f.write('\n'.join(lines) + '\n')
+  _write_json(os.path.join(workdir, 'ablation.json'), table)
+
+
+def plot(workdir, table, title):
+  """WORKDIR/ablation.png: test accuracy per row with 95% CI error bars."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  acc = [r['accuracy'] for r in table]
+  ci = [r['ci95'] for r in table]
+  fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(table) + 1.5), 4.0))
+  x = range(len(table))
+  ax.bar(x, acc, yerr=ci, capsize=4, color='tab:blue', alpha=0.8)
+  bottom = max(0.0, min(a - c for a, c in zip(acc, ci)) - 5.0)
+  for i, a in enumerate(acc):
+    ax.text(i, (bottom + a) / 2, f'{a:.1f}', ha='center', va='center',
+            fontsize=8, color='white')
+  ax.set_xticks(list(x))
+  ax.set_xticklabels([r['row'] for r in table], rotation=40, ha='right')
+  ax.set_ylabel('test accuracy (%), 95% CI')
+  ax.set_ylim(bottom, min(100.0, max(a + c for a, c in zip(acc, ci)) + 5.0))
+  ax.set_title(title, fontsize=10)
+  fig.tight_layout()
+  fig.savefig(os.path.join(workdir, 'ablation.png'), dpi=120)
+  plt.close(fig)
+
+
+def run(workdir: str, rows: Sequence[str],
+        make_config: Callable[[str], object]) -> list:
+  """Runs (or reuses) every row, then writes the table and the chart.
+
+  Args:
+    workdir: the rows' parent folder.
+    rows: row names, in the table's order.
+    make_config: row -> its full config.
+
+  Returns:
+    The table: one dict per row (see `_gather`).
+  """
+  configs = {row: make_config(row) for row in rows}  # bad rows fail first
+  os.makedirs(workdir, exist_ok=True)
+  # Rows trained as another row (test-time isolation) go after it.
+  for row in sorted(rows, key=lambda r: _has_test_switches(configs[r])):
+    _run_row(workdir, row, configs[row])
+  table = _gather(workdir, rows, make_config)
+  first = configs[rows[0]]
+  title = (f'{first.data.way}-way {first.data.shot}-shot, '
+           f'{first.eval.test_episodes} test episodes '
+           f'(seed {first.eval.seed})')
+  write_table(workdir, table, title)
+  plot(workdir, table, title)
+  logging.info('Wrote %s', os.path.join(workdir, 'ablation.md'))
+  return table
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  tf.config.set_visible_devices([], 'GPU')
+  tf.config.set_visible_devices([], 'TPU')
+  make_config, table_4 = config_maker(
+      config_flags.get_config_filename(FLAGS['config']), FLAGS.shot,
+      config_flags.get_override_values(FLAGS['config']))
+  run(FLAGS.workdir, FLAGS.rows or table_4, make_config)
+
+
+if __name__ == '__main__':
+  define_flags()
+  app.run(main)
