@@ -23,6 +23,15 @@ ROWS = {
     'test': ('test', None, {}),
     'synthetic': ('synthetic', None, {}),
     'synthetic_5shot': ('synthetic', 'shot=5', {}),
+    'synthetic_ts': ('synthetic', None, {
+        'model.sampler.enabled': True, 'model.sampler.spatial': False,
+        'model.sampler.adaptive': False}),
+    'synthetic_sampler': ('synthetic', None, {'model.sampler.enabled': True}),
+    'synthetic_sampler_x0_5': ('synthetic', None, {
+        'model.sampler.enabled': True, 'model.sampler.scan_kwargs': {}}),
+    'synthetic_alignment': ('synthetic', None, {
+        'model.alignment.transform': True, 'model.alignment.rearrange': True,
+        'model.alignment.spatial': True}),
 }
 
 flags.DEFINE_list('rows', ['test', 'synthetic'], f'Rows, from {sorted(ROWS)}.')

@@ -100,6 +100,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from vim_jax.models import protonet
+from vim_jax.models import switches
 from vim_jax.ops import spatial
 from vim_jax.ops import temporal
 
@@ -288,15 +289,9 @@ class ActionAlignment(nn.Module):
 
   def switches(self, train: bool):
     """((transform, rearrange, spatial) in force, (...) that need params)."""
-    cfg = self.config
-
-    def pick(name):
-      test = cfg.get('test_' + name)
-      active = cfg[name] if train or test is None else test
-      return bool(active), bool(cfg[name] or test)
-
-    picked = [pick(name) for name in ('transform', 'rearrange', 'spatial')]
-    return tuple(p[0] for p in picked), tuple(p[1] for p in picked)
+    names = ('transform', 'rearrange', 'spatial')
+    return (tuple(switches.in_force(self.config, n, train) for n in names),
+            tuple(switches.ever_on(self.config, n) for n in names))
 
   def _pool_pairs(self, raw_offsets, size, train):
     """Pooling weights of the support (+o) and query (-o) for every pair.

@@ -16,13 +16,10 @@ from vim_jax.models import alignment as alignment_lib
 from vim_jax.models import protonet
 from vim_jax.models import resnet
 from vim_jax.models import sampler as sampler_lib
+from vim_jax.models import switches
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32) * 255
-
-
-def _any_switch(config, names):
-  return any(config[n] or config.get(f'test_{n}') for n in names)
 
 
 def uses_sampler(model_config) -> bool:
@@ -30,7 +27,8 @@ def uses_sampler(model_config) -> bool:
 
 
 def uses_alignment(model_config) -> bool:
-  return _any_switch(model_config.alignment, ('transform', 'rearrange', 'spatial'))
+  return any(switches.ever_on(model_config.alignment, name)
+             for name in ('transform', 'rearrange', 'spatial'))
 
 
 def normalise(frames, dtype=jnp.float32, kind='imagenet'):

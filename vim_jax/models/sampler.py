@@ -85,6 +85,7 @@ import numpy as np
 
 from input_pipeline import episodes as episodes_lib
 from vim_jax.models import shufflenet
+from vim_jax.models import switches
 from vim_jax.ops import saliency as saliency_ops
 from vim_jax.ops import topk as topk_ops
 
@@ -278,10 +279,8 @@ class VideoSampler(nn.Module):
     cfg = self.config
     if not cfg.enabled or cfg.method != 'vim':
       return False, False, False
-    def pick(name):
-      test = cfg.get('test_' + name)
-      return cfg[name] if train or test is None else test
-    return pick('temporal'), pick('spatial'), pick('adaptive')
+    return tuple(switches.in_force(cfg, name, train)
+                 for name in ('temporal', 'spatial', 'adaptive'))
 
   @nn.compact
   def __call__(self, support, support_labels, query, *, train: bool,
