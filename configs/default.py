@@ -134,6 +134,7 @@ def get_config(arg=None):
   alignment.perturbations = 4  # SC offset perturbations averaged in training
   alignment.perturbation_scale = 0.1  # their std, in units of the map side
   alignment.localisation_hidden = 64  # width of TT's localisation net
+  alignment.max_warp = 0.5  # TT bounds: |a - 1| <= this, |b| <= this
   alignment.offset_hidden = 64  # width of SC's offset predictor
 
   config.train = train = ml_collections.ConfigDict()

@@ -181,8 +181,10 @@ def test_transform_warps_like_temporal_warp():
   support, query = episode()
   module = alignment.ActionAlignment(make_config(transform=True), WAY)
   variables = initial_variables(module)
-  a, b = 0.5, 0.25  # samples t' = 0.5 t + 0.25 in [-0.25, 0.75]
-  params = replace(variables['params'], ('localiser', 'head', 'bias'), [a, b])
+  a, b = 0.75, 0.25  # samples t' = 0.75 t + 0.25 in [-0.5, 1.0]
+  # the head's output (u, v) gives a = 1 + r tanh(u), b = r tanh(v), r = 0.5
+  params = replace(variables['params'], ('localiser', 'head', 'bias'),
+                   [np.arctanh((a - 1) / 0.5), np.arctanh(b / 0.5)])
   q_al, p_al, aux = run(module, {'params': params}, support, query)
   np.testing.assert_allclose(aux['warp'], np.tile([a, b], (8, 1)), atol=1e-7)
   # numpy: frame i at position (a * t_i + b + 1) * (T - 1) / 2, linear interp.
@@ -439,3 +441,14 @@ def test_alignment_figure(tmp_path):
   path = tmp_path / 'alignment.png'
   sampler_figures.save_png(image, str(path))
   np.testing.assert_array_equal(np.asarray(Image.open(path)), image)
+
+
+def test_transform_warp_is_bounded():
+  """However large the localisation head's output, |a - 1| and |b| <= max_warp."""
+  support, query = episode()
+  module = alignment.ActionAlignment(make_config(transform=True), WAY)
+  variables = initial_variables(module)
+  params = replace(variables['params'], ('localiser', 'head', 'bias'),
+                   [-100.0, 100.0])
+  _, _, aux = run(module, {'params': params}, support, query)
+  np.testing.assert_allclose(aux['warp'], np.tile([0.5, 0.5], (8, 1)), atol=1e-6)
