@@ -54,6 +54,9 @@ def _config(name):
     node[leaf] = value
   if FLAGS.tfds_data_dir:
     config.data.tfds_data_dir = FLAGS.tfds_data_dir
+  # The episode stream ends at num_steps; timing needs more than a tiny
+  # config's few steps (the step function does not depend on it).
+  config.train.num_steps = 10**6
   return config
 
 
