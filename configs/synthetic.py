@@ -24,6 +24,9 @@ def get_config(arg=None):
   data.frame_size = 64
   data.test_crop_fraction = 1.0
   data.train_crop_scale = (0.85, 1.0)
+  # A flip mirrors a video's path and turning direction, which are its class
+  # here: flipping support and query independently mixes classes up.
+  data.hflip = False
 
   config.model.backbone = 'resnet18'
   config.model.backbone_width = 16

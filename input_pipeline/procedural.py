@@ -146,7 +146,8 @@ class ProceduralActions(tfds.core.GeneratorBasedBuilder):
   VERSION = tfds.core.Version('1.1.0')
   RELEASE_NOTES = {
       '1.0.0': 'Initial release.',
-      '1.1.0': 'Less clutter (2-4 shapes) and 1-2 distractors; hue jitter 0.05.',
+      '1.1.0': ('Dark outline on the actor; less clutter (2-4 shapes) and '
+                '1-2 distractors; hue jitter 0.05.'),
   }
   BUILDER_CONFIGS = [make_config()]
 
@@ -196,7 +197,7 @@ def load(config: ProceduralConfig, data_dir: str, *,
     config: from `make_config` (its name must encode its fields, so that
       different sizes never share a cache directory).
     data_dir: TFDS data directory (the files land in
-      `data_dir/procedural_actions/<config.name>/1.0.0`); None for TFDS's
+      `data_dir/procedural_actions/<config.name>/<VERSION>`); None for TFDS's
       default.
     file_format: 'array_record' allows random access (`as_data_source`).
 

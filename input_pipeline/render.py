@@ -1,11 +1,11 @@
 """Pure-numpy renderer of the procedural action videos (DESIGN.md section 3).
 
 A video shows a small actor (a two-tone ellipse with a dark outline: a body
-and a marker dot near one end of its long axis) that performs its class's motion pattern during a
-random part of the clip, over a cluttered static background with a few moving
-distractor shapes. Everything is in normalised (y, x) coordinates in [0, 1];
-pixel centres sit at `(i + 0.5) / size`. Shapes have soft (one pixel,
-anti-aliased) edges.
+and a marker dot near one end of its long axis) that performs its class's
+motion pattern during a random part of the clip, over a cluttered static
+background with a few moving distractor shapes. Everything is in normalised
+(y, x) coordinates in [0, 1]; pixel centres sit at `(i + 0.5) / size`. Shapes
+have soft (one pixel, anti-aliased) edges.
 
 The class is a function of the action's progress `s` in [0, 1]:
   * a trajectory: a low-order Fourier curve (harmonics `cos/sin(pi k s)`,
