@@ -241,12 +241,12 @@ def _variables(state):
   return {'params': state.params, 'batch_stats': state.batch_stats}
 
 
-def _managers(workdir, train_config):
+def _managers(workdir, save_every=1, keep=None):
+  """The 'checkpoints' (latest states) and 'best' managers of a workdir."""
   latest = ocp.CheckpointManager(
       os.path.join(os.path.abspath(workdir), 'checkpoints'),
       options=ocp.CheckpointManagerOptions(
-          save_interval_steps=train_config.checkpoint_every,
-          max_to_keep=train_config.keep_checkpoints, create=True))
+          save_interval_steps=save_every, max_to_keep=keep, create=True))
   best = ocp.CheckpointManager(
       os.path.join(os.path.abspath(workdir), 'best'),
       options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True))
@@ -286,7 +286,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
   for split in datasets.SPLITS:  # fail on bad data before training starts
     experiment.source(split)
 
-  latest, best = _managers(workdir, train)
+  latest, best = _managers(workdir, train.checkpoint_every,
+                           train.keep_checkpoints)
   state = experiment.init_state()
   if latest.latest_step() is not None:
     step = latest.latest_step()
@@ -356,8 +357,10 @@ def _best_value(best):
 
 def _restore_variables(workdir, which, abstract):
   """Variables of the 'best', 'latest' or a numbered checkpoint."""
-  latest, best = _managers(workdir, ml_collections.ConfigDict(
-      dict(checkpoint_every=1, keep_checkpoints=None)))
+  latest, best = _managers(workdir)
+  if which == 'best' and best.latest_step() is None:
+    logging.warning('No best/ checkpoint in %s (no validation ran): testing '
+                    'the latest state instead.', workdir)
   if which == 'best' and best.latest_step() is not None:
     step = best.latest_step()
     restored = best.restore(step, args=ocp.args.Composite(
