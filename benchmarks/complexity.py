@@ -1,15 +1,18 @@
 """Complexity of full VIM against ProtoNet (paper 4.4.10, Fig. 22).
 
 Two Markdown tables:
-  1. parameter counts of ProtoNet (`configs/vim.py` row 'baseline') and full
-     VIM (row 'full'), split into backbone, sampler (its scan network apart)
+  1. parameter counts of ProtoNet (`configs/vim.py` row 'baseline'), the
+     sampler alone (row 'sampler'), the alignment alone (row 'alignment')
+     and full VIM (row 'full'), split into backbone, sampler (its scan network apart)
      and alignment, for the default config (ResNet-50 at 224 x 224; counted
      from `jax.eval_shape`, nothing is run) and the synthetic config;
   2. on the synthetic config and one device, measured in the same run:
      evaluation seconds per episode, train-step seconds per episode, and the
      temporary memory of the compiled train and eval steps
      (`jit(...).lower(...).compile().memory_analysis()`), each with its
-     ratio to ProtoNet's.
+     ratio to ProtoNet's and the share of the step that the model's VIM
+     modules take, 1 - ProtoNet's / the model's (for the sampler row: the
+     sampler's share of a sampler-only step).
 
   python benchmarks/complexity.py
   python benchmarks/complexity.py --steps=5 --eval_batches=5 --shot=5
@@ -33,10 +36,13 @@ flags.DEFINE_integer('shot', 1, 'K of the episodes (5-way, 5 queries).')
 flags.DEFINE_string('tfds_data_dir', None, 'TFDS data dir (default: TFDS).')
 FLAGS = flags.FLAGS
 
-ROWS = ('baseline', 'full')
-NAMES = {'baseline': 'ProtoNet', 'full': 'VIM (full)'}
+ROWS = ('baseline', 'sampler', 'alignment', 'full')
+NAMES = {'baseline': 'ProtoNet', 'sampler': 'sampler only',
+         'alignment': 'alignment only', 'full': 'VIM (full)'}
 # Paper, Fig. 22 (5-way 1-shot UCF101, ResNet-50, V100).
 PAPER = {'baseline': '25.8 M, 0.67 s/task', 'full': '58.2 M, 0.85 s/task'}
+flags.DEFINE_list('rows', list(ROWS), 'Rows of configs/vim.py, baseline '
+                  f'first, from {list(ROWS)}.')
 
 
 def _config(row, base):
@@ -133,8 +139,8 @@ def main(argv):
         '| extra over ProtoNet | paper (Fig. 22) |')
   print('|---|---|---|---|---|---|---|---|')
   for base in ('default', 'synthetic'):
-    counts = {row: parameter_counts(_config(row, base)) for row in ROWS}
-    for row in ROWS:
+    counts = {row: parameter_counts(_config(row, base)) for row in FLAGS.rows}
+    for row in FLAGS.rows:
       c = counts[row]
       extra = c['total'] - counts['baseline']['total']
       shape = _config(row, base)
@@ -142,9 +148,11 @@ def main(argv):
             f"{shape.data.frame_size}px) | {NAMES[row]} | {_m(c['total'])} | "
             f"{_m(c['backbone'])} | {_m(c['sampler'])} ({_m(c['scan'])}) | "
             f"{_m(c['alignment'])} | {_m(extra)} | "
-            f"{PAPER[row] if base == 'default' else ''} |")
+            f"{PAPER.get(row, '') if base == 'default' else ''} |")
 
-  results = {row: measure(_config(row, 'synthetic')) for row in ROWS}
+  if FLAGS.rows[0] != 'baseline':
+    raise app.UsageError('--rows must start with baseline (the reference).')
+  results = {row: measure(_config(row, 'synthetic')) for row in FLAGS.rows}
   base = results['baseline']
   config = _config('full', 'synthetic')
   print(f'\n## Time and memory: synthetic config, 5-way {FLAGS.shot}-shot '
@@ -152,12 +160,15 @@ def main(argv):
         f'M={config.data.dense_frames}, {config.data.frame_size}px; '
         f'{jax.devices()[0].device_kind}, 1 device\n')
   print('| model | eval s/episode | x ProtoNet | train s/episode | x ProtoNet '
-        '| train-step temp MB | x ProtoNet | eval-step temp MB | x ProtoNet |')
-  print('|---|---|---|---|---|---|---|---|---|')
-  for row in ROWS:
+        '| modules\' share of train step | train-step temp MB | x ProtoNet | '
+        'eval-step temp MB | x ProtoNet |')
+  print('|---|---|---|---|---|---|---|---|---|---|')
+  for row in FLAGS.rows:
     r = results[row]
+    share = 1 - base['train'] / r['train']
     print(f"| {NAMES[row]} | {r['eval']:.4f} | {r['eval'] / base['eval']:.2f} "
           f"| {r['train']:.4f} | {r['train'] / base['train']:.2f} | "
+          f"{'-' if row == 'baseline' else f'{100 * share:.0f}%'} | "
           f"{r['train_temp'] / 2**20:.1f} | "
           f"{r['train_temp'] / base['train_temp']:.2f} | "
           f"{r['eval_temp'] / 2**20:.1f} | "

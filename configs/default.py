@@ -133,6 +133,7 @@ def get_config(arg=None):
   alignment.max_shift = 0.5  # SC offsets in units of the map side (tanh * this)
   alignment.perturbations = 4  # SC offset perturbations averaged in training
   alignment.perturbation_scale = 0.1  # their std, in units of the map side
+  alignment.locality = 1.0  # TR: initial beta of the prior -beta (t - s)^2; 0: off
   alignment.localisation_hidden = 64  # width of TT's localisation net
   alignment.max_warp = 0.5  # TT bounds: |a - 1| <= this, |b| <= this
   alignment.offset_hidden = 64  # width of SC's offset predictor
@@ -151,6 +152,9 @@ def get_config(arg=None):
   train.sigma_decay = 0.8
   train.sigma_decay_every = 2000 * 200 // 16
   train.sigma_min = 0.0
+  # TS's uniform prior falls from 1 to 0 over these steps (0: none; see
+  # vim_jax/models/sampler.py). For training from scratch.
+  train.uniform_prior_steps = 0
   train.mu1 = 0.5  # weight of L_intra
   train.mu2 = 1.0  # weight of L_inter
   train.log_every = 50

@@ -47,6 +47,9 @@ def get_config(arg=None):
   train.lr_decay_every = 200
   train.lr_decay = 0.5
   train.sigma_decay_every = 100
+  # From scratch, TS starts as uniform sampling and takes over as the
+  # backbone learns (vim_jax/models/sampler.py); no effect without TS.
+  train.uniform_prior_steps = 150
   train.log_every = 50
   train.checkpoint_every = 100
   train.eval_every = 100

@@ -30,6 +30,7 @@ spatial coordination; mu1 weighs L_intra, mu2 L_inter):
   Table 11: mgsampler   ProtoNet + MGSampler frames (no SA, no loss)
   Table 12: tt_only, tr_only   one half of TC, + L_inter (tc is both halves)
   Table 14: sc_first    VIM with SC before TC
+            alignment_sc_first   the alignment row with SC before TC
   Table 16: mu_1_0.5, mu_1_1   VIM with (mu1, mu2) = (1, 0.5), (1, 1)
   Table 17 (test-time isolation: trained as `full`, a module removed at test)
     full_test_no_sampler     TS, SA and Ada off at test: the T frames are the
@@ -101,6 +102,8 @@ ROWS = {
     'tr_only': {**_TR, **_mu(0, 1)},
     # Table 14.
     'sc_first': {**_FULL, 'model.alignment.order': 'spatial_first'},
+    'alignment_sc_first': {**_ALIGNMENT, **_mu(0, 0),
+                           'model.alignment.order': 'spatial_first'},
     # Table 16.
     'mu_1_0.5': {**_FULL, **_mu(1, 0.5)},
     'mu_1_1': {**_FULL, **_mu(1, 1)},

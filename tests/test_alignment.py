@@ -219,8 +219,9 @@ def test_rearrangement_recovers_a_permutation(order):
   for s in range(T):
     query[0, s] = codes[perm[s]]  # class 0, time-permuted
     query[1, s] = codes[(perm[s] + 4) % C]  # class 1, time-permuted
+  # Eq. 17 as printed: no locality prior.
   module = alignment.ActionAlignment(
-      make_config(rearrange=True, order=order), WAY)
+      make_config(rearrange=True, order=order, locality=0.0), WAY)
   variables = initial_variables(module)
   eye = np.eye(C, dtype=np.float32)
   params = variables['params']
@@ -254,6 +255,39 @@ def test_rearrangement_recovers_a_permutation(order):
   plain = alignment.ActionAlignment(make_config(order=order), WAY)
   q_plain, p_plain, _ = run(plain, {}, support, query)
   assert protonet.frame_cosine_distance(q_plain[0, 0], p_plain[0, 0]) > 1
+
+
+@pytest.mark.parametrize('beta', [0.5, 2.0])
+def test_locality_prior_closed_form(beta):
+  """Frames all alike: M_e = softmax_s(-beta (t - s)^2), by hand; d/dbeta."""
+  frame = np.random.default_rng(0).normal(size=(H, W, C)).astype(np.float32)
+  support = np.broadcast_to(frame, (WAY * SHOT, T, H, W, C))
+  query = np.broadcast_to(frame, (QUERIES, T, H, W, C))
+  module = alignment.ActionAlignment(
+      make_config(rearrange=True, locality=beta), WAY)
+  variables = init(module, support, query)
+  assert np.isclose(variables['params']['rearrange']['log_locality'],
+                    np.log(beta))
+  _, _, aux = run(module, variables, support, query)
+  gap = (np.arange(T)[:, None] - np.arange(T)[None, :]) ** 2
+  expected = np.exp(-beta * gap)
+  expected /= expected.sum(1, keepdims=True)
+  np.testing.assert_allclose(aux['attention'][1, 2], expected, rtol=1e-5,
+                             atol=1e-7)
+  # The prior is learned: the derivative of sum_t M_e[t, t] with respect to
+  # log beta matches a central difference.
+  def diagonal(log_beta):
+    params = replace(variables['params'], ('rearrange', 'log_locality'),
+                     log_beta)
+    _, _, aux = module.apply({'params': params}, support, LABELS, query,
+                             train=False)
+    return jnp.trace(aux['attention'][0, 0])
+  grad = jax.grad(diagonal)(jnp.float32(np.log(beta)))
+  eps = 1e-2
+  numeric = (diagonal(np.log(beta) + eps) - diagonal(np.log(beta) - eps)) / (
+      2 * eps)
+  assert grad > 0
+  np.testing.assert_allclose(grad, numeric, rtol=1e-3)
 
 
 @pytest.mark.parametrize('order', ['temporal_first', 'spatial_first'])

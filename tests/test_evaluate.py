@@ -14,17 +14,35 @@ def test_ci_matches_normal_interval():
 
 
 def test_summarise_hand_worked_with_padding():
-  # three episodes, two queries each; episode 2 repeated as padding
+  # three episodes, two queries each, out of order; episode 2 repeated as
+  # padding
   results = dict(
-      index=np.array([0, 1, 2, 2]),
-      accuracy=np.array([1.0, 0.5, 0.0, 0.0]),
-      correct=np.array([[1, 1], [1, 0], [0, 0], [0, 0]], bool),
-      query_class=np.array([[0, 1], [1, 2], [2, 0], [2, 0]]))
+      index=np.array([1, 0, 2, 2]),
+      accuracy=np.array([0.5, 1.0, 0.0, 0.0]),
+      correct=np.array([[1, 0], [1, 1], [0, 0], [0, 0]], bool),
+      query_class=np.array([[1, 2], [0, 1], [2, 0], [2, 0]]))
   out = evaluate.summarise(results, 3, ['a', 'b', 'c'])
   assert out['accuracy'] == pytest.approx(50.0)
   assert out['ci95'] == pytest.approx(100 * 1.96 * np.std([1, .5, 0]) / np.sqrt(3))
   assert out['per_class'] == {'a': dict(accuracy=50.0, queries=2),
                               'b': dict(accuracy=100.0, queries=2),
                               'c': dict(accuracy=0.0, queries=2)}
+  assert out['episode_accuracy'] == [100.0, 50.0, 0.0]
   with pytest.raises(ValueError, match='expected episodes 0..3'):
     evaluate.summarise(results, 4, ['a', 'b', 'c'])
+
+
+def test_paired_difference_matches_scipy():
+  rng = np.random.default_rng(1)
+  shared = rng.uniform(0.0, 1.0, 400)  # episode difficulty, common to both
+  a = np.clip(shared + rng.normal(0.05, 0.1, 400), 0, 1)
+  b = shared
+  mean, half = evaluate.paired_difference(a, b)
+  low, high = stats.norm.interval(0.95, loc=np.mean(a - b),
+                                  scale=stats.sem(a - b, ddof=0))
+  assert mean == pytest.approx((low + high) / 2, rel=1e-9)
+  assert half == pytest.approx((high - low) / 2, rel=1e-3)
+  # Narrower than the two unpaired intervals combined.
+  assert half < evaluate.confidence_interval(a) + evaluate.confidence_interval(b)
+  with pytest.raises(ValueError, match='equal 1-D shapes'):
+    evaluate.paired_difference(a, b[:-1])

@@ -139,8 +139,8 @@ def test_total_loss_weights():
 def random_variables(shapes, seed=0):
   """Numpy draws on abstract flax variables (no compiled init).
 
-  Kernels ~ N(0, 1/fan_in), biases ~ N(0, 0.1^2), norm scales 1 + N(0, 0.1^2),
-  running means 0 and variances 1. Zero-initialised heads (TT's, SC's) are
+  Kernels ~ N(0, 1/fan_in), biases ~ N(0, 0.1^2), norm scales and scalars
+  1 + N(0, 0.1^2), running means 0 and variances 1. Zero-initialised heads (TT's, SC's) are
   random here, so every module's input side sees a gradient too.
   """
   rng = np.random.default_rng(seed)
@@ -153,7 +153,7 @@ def random_variables(shapes, seed=0):
       return np.ones(leaf.shape, leaf.dtype)
     if name == 'bias':
       return (0.1 * rng.normal(size=leaf.shape)).astype(leaf.dtype)
-    if name == 'scale':
+    if name == 'scale' or not leaf.shape:  # scalars: PE scale, log beta
       return (1 + 0.1 * rng.normal(size=leaf.shape)).astype(leaf.dtype)
     fan_in = int(np.prod(leaf.shape[:-1])) if len(leaf.shape) > 1 else (
         leaf.shape[0])

@@ -15,6 +15,7 @@ from PIL import Image
 
 from configs import default
 from input_pipeline import episodes as episodes_lib
+from vim_jax import steps
 from vim_jax.figures import sampler as figure_lib
 from vim_jax.models import sampler as sampler_lib
 from vim_jax.models import shufflenet
@@ -52,7 +53,7 @@ def _random_variables(shapes, seed=0):
 
   def draw(path, leaf):
     name = path[-1].key
-    if name in ('scale', 'var'):
+    if name in ('scale', 'var', 'position_scale'):  # Eq. 1's PE at full scale
       return jnp.ones(leaf.shape, leaf.dtype)
     if name in ('bias', 'mean'):
       return jnp.zeros(leaf.shape, leaf.dtype)
@@ -113,15 +114,15 @@ def test_parameters_follow_the_switches():
     shapes = jax.eval_shape(lambda: module.init(
         {'params': jax.random.key(0)}, *_episode(), train=False))
     return set(shapes['params'])
-  assert names() == {'scan', 'evaluator_w1', 'task_encoder', 'generator_t',
-                     'generator_s'}
-  assert names(adaptive=False) == {'scan', 'evaluator_w1', 'evaluator_w2',
-                                   'saliency_w_s'}
+  assert names() == {'scan', 'evaluator_w1', 'position_scale',
+                     'task_encoder', 'generator_t', 'generator_s'}
+  assert names(adaptive=False) == {'scan', 'evaluator_w1', 'position_scale',
+                                   'evaluator_w2', 'saliency_w_s'}
   assert names(spatial=False, adaptive=False) == {
-      'scan', 'evaluator_w1', 'evaluator_w2'}
+      'scan', 'evaluator_w1', 'position_scale', 'evaluator_w2'}
   # Test-time isolation: the switches of both modes get parameters.
   assert names(temporal=False, test_temporal=True, spatial=False) == {
-      'scan', 'evaluator_w1', 'task_encoder', 'generator_t'}
+      'scan', 'evaluator_w1', 'position_scale', 'task_encoder', 'generator_t'}
   assert names(test_adaptive=False) == names() | {'evaluator_w2',
                                                   'saliency_w_s'}
   assert names(method='mgsampler') == {'scan'}
@@ -185,6 +186,46 @@ def test_shapes_modes_and_selection():
   # A tiny sigma gives (nearly) the hard selection, strictly increasing.
   (_, _, taux3), _ = train(variables, support, query, 1e-4, jax.random.key(3))
   assert np.all(np.diff(np.asarray(taux3['indices']), axis=1) > 0)
+
+
+def test_uniform_prior_mixes_the_scores():
+  """Training ranks (1 - lambda) s + lambda u; lambda = 1 gives uniform frames."""
+  module, variables, evaluate, _ = _setup_of(spatial=False)
+  support, labels, query = _episode()
+  (_, _, aux), _ = evaluate(variables, support, query)
+  scores = np.asarray(aux['scores'])  # no prior at evaluation
+  uniform = episodes_lib.dense_frame_indices(M, T)
+  u = np.zeros(M, np.float32)
+  u[uniform] = 1.0
+
+  @jax.jit
+  def train(prior):
+    (_, _, aux), _ = module.apply(
+        variables, support, labels, query, train=True, sigma=0.05,
+        prior=prior, rngs={'sampler': jax.random.key(0)},
+        mutable=['batch_stats', 'intermediates'])
+    return aux
+
+  # Eval-mode scan features equal the train-mode ones only up to batch
+  # statistics, so the mixing is checked on the train-mode scores at 0.
+  s_train = np.asarray(train(0.0)['scores'])
+  assert not np.allclose(s_train, u)
+  mixed = np.asarray(train(0.3)['scores'])
+  np.testing.assert_allclose(mixed, 0.7 * s_train + 0.3 * u, atol=1e-6)
+  aux = train(1.0)
+  np.testing.assert_allclose(np.asarray(aux['scores']), np.broadcast_to(
+      u, scores.shape), atol=1e-6)
+  np.testing.assert_array_equal(np.asarray(aux['indices']),
+                                np.broadcast_to(uniform, (V_S + V_Q, T)))
+
+
+def test_prior_schedule():
+  cfg = default.get_config().train
+  assert steps.prior_schedule(cfg, 10) == 0.0  # uniform_prior_steps = 0
+  cfg.uniform_prior_steps = 100
+  np.testing.assert_allclose(
+      [steps.prior_schedule(cfg, s) for s in (0, 25, 100, 200)],
+      [1.0, 0.75, 0.0, 0.0])
 
 
 @pytest.mark.parametrize('overrides', [
@@ -280,7 +321,8 @@ def test_gradients_reach_the_evaluator_and_generators():
   weights = np.random.default_rng(4).normal(
       size=(V_S, T, SIZE, SIZE, 3)).astype(np.float32)
 
-  names = ('evaluator_w1', 'generator_t', 'generator_s', 'task_encoder')
+  names = ('evaluator_w1', 'position_scale', 'generator_t', 'generator_s',
+           'task_encoder')
 
   @jax.jit
   @jax.grad
@@ -300,7 +342,7 @@ def test_gradients_reach_the_evaluator_and_generators():
   # The evaluator only receives gradient through the perturbed top-k: at
   # sigma = 0 (hard top-k) it gets none.
   grads0 = grad_fn(sampler_params, 0.0)
-  for leaf in jax.tree.leaves(grads0['evaluator_w1']):
+  for leaf in jax.tree.leaves((grads0['evaluator_w1'], grads0['position_scale'])):
     np.testing.assert_array_equal(np.asarray(leaf), 0.0)
 
 

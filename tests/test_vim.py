@@ -192,10 +192,18 @@ def test_ablate_runs_resumes_and_tabulates(tmp_path):
     results = json.loads(
         (workdir / row['row'] / 'test_results.json').read_text())
     assert f"{results['accuracy']:.2f} ± {results['ci95']:.2f}" in line
+    assert f"| {results['alignment_cost']:.2f} |" in line
     assert results['num_episodes'] == 8
     assert ' | 2 | ' in line  # train steps
     assert row['wall_s'] > 0
   assert '| TT, L_inter x1, off at test: TT |' in body[0]
+  # The paired difference to the first row, by hand from the episodes.
+  first, second = (json.loads((workdir / r / 'test_results.json').read_text())
+                   ['episode_accuracy'] for r in rows)
+  diff = np.subtract(second, first)
+  assert '| +0.00 ± 0.00 |' in body[0]
+  assert f'| {diff.mean():+.2f} ± {1.96 * diff.std() / np.sqrt(8):.2f} |' in (
+      body[1])
   assert '| TT, L_inter x1 |' in body[1]
   assert (workdir / 'ablation.png').stat().st_size > 1000
   # The test-time row was tested from tt_only's checkpoints, not trained.
@@ -224,6 +232,8 @@ def test_ablate_runs_resumes_and_tabulates(tmp_path):
       capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert 'reusing' in proc.stderr and 'another config' not in proc.stderr
-  assert json.loads((workdir / 'ablation.json').read_text()) == table[1:]
+  # Alone in the table, tt_only is its own reference (Δ = 0).
+  assert json.loads((workdir / 'ablation.json').read_text()) == [
+      dict(table[1], vs_first=[0.0, 0.0])]
   assert stamps == {r: (workdir / r / 'test_results.json').stat().st_mtime_ns
                     for r in rows}

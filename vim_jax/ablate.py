@@ -24,9 +24,10 @@ tested is the one the trained row's own validation picked. A reused row
 whose saved config.json differs from the one asked for is logged as a
 warning, not retrained.
 
-Writes WORKDIR/ablation.md (row, what is on, test accuracy +- 95% CI, train
-steps, wall time, checkpoint tested), WORKDIR/ablation.png (bar chart with
-the CIs) and WORKDIR/ablation.json (the same numbers); each row's wall time
+Writes WORKDIR/ablation.md (row, what is on, test accuracy +- 95% CI, the
+difference to the first row paired over the episodes, frames in the action
+span, alignment cost, train steps, wall time, checkpoint tested),
+WORKDIR/ablation.png (bar chart with the CIs) and WORKDIR/ablation.json (the same numbers); each row's wall time
 and description are kept in WORKDIR/ROW/ablation_row.json.
 """
 import importlib.util
@@ -39,6 +40,8 @@ from typing import Callable, Sequence
 from absl import app
 from absl import flags
 from ml_collections import config_flags
+
+from vim_jax import evaluate
 
 ROW_RECORD = 'ablation_row.json'
 
@@ -217,7 +220,7 @@ def _run_row(workdir, row, config):
 
 def _gather(workdir, rows, make_config):
   """One dict per row: the record, the test results and the description."""
-  table = []
+  table, episodes = [], []
   for row in rows:
     row_dir = os.path.join(workdir, row)
     results = _read_json(os.path.join(row_dir, 'test_results.json'))
@@ -234,22 +237,44 @@ def _gather(workdir, rows, make_config):
         row=row, description=record.get('description', describe(config)),
         accuracy=results['accuracy'], ci95=results['ci95'],
         num_episodes=results['num_episodes'],
+        frames_in_span=results.get('frames_in_span'),
+        alignment_cost=results.get('alignment_cost'),
         train_steps=record.get('train_steps', steps),
         wall_s=record.get('wall_s'), checkpoint=checkpoint))
+    episodes.append(results.get('episode_accuracy'))
+  # The difference to the first row, paired over the shared test episodes.
+  for r, acc in zip(table, episodes):
+    paired = acc is not None and episodes[0] is not None and len(acc) == len(
+        episodes[0])
+    r['vs_first'] = (list(evaluate.paired_difference(acc, episodes[0]))
+                     if paired else None)  # [mean, 95% half-width]
   return table
 
 
 def write_table(workdir, table, title):
   """WORKDIR/ablation.md and ablation.json."""
+  def number(value, fmt):
+    return '-' if value is None else format(value, fmt)
+
+  first = table[0]['row']
   lines = [f'# {title}', '',
-           '| row | what is on | test accuracy (%) | train steps | '
-           'wall time (s) | checkpoint tested |',
-           '|---|---|---|---|---|---|']
+           f'Δ: accuracy minus row {first}\'s, with the 95% interval of the '
+           'difference paired over the same test episodes. In span: % of '
+           'the frames used that lie inside the action (procedural data). '
+           'Cost: mean alignment cost (Eq. 35).', '',
+           f'| row | what is on | test accuracy (%) | Δ vs {first} | '
+           'in span (%) | cost | train steps | wall time (s) | '
+           'checkpoint tested |',
+           '|---|---|---|---|---|---|---|---|---|']
   for r in table:
-    wall = '-' if r['wall_s'] is None else f'{r["wall_s"]:.0f}'
-    lines.append(f'| {r["row"]} | {r["description"]} | {r["accuracy"]:.2f} '
-                 f'± {r["ci95"]:.2f} | {r["train_steps"]} | {wall} | '
-                 f'{r["checkpoint"]} |')
+    delta = ('-' if r.get('vs_first') is None
+             else '{:+.2f} ± {:.2f}'.format(*r['vs_first']))
+    lines.append(
+        f'| {r["row"]} | {r["description"]} | {r["accuracy"]:.2f} '
+        f'± {r["ci95"]:.2f} | {delta} | '
+        f'{number(r.get("frames_in_span"), ".1f")} | '
+        f'{number(r.get("alignment_cost"), ".2f")} | {r["train_steps"]} | '
+        f'{number(r["wall_s"], ".0f")} | {r["checkpoint"]} |')
   with open(os.path.join(workdir, 'ablation.md'), 'w') as f:
     f.write('\n'.join(lines) + '\n')
   _write_json(os.path.join(workdir, 'ablation.json'), table)

@@ -15,6 +15,25 @@ def confidence_interval(accuracies) -> float:
   return 1.96 * float(accuracies.std()) / math.sqrt(len(accuracies))
 
 
+def paired_difference(a, b) -> tuple[float, float]:
+  """Mean of a - b and its 95% half-width, for results on the same episodes.
+
+  Args:
+    a, b: per-episode accuracies of two models on the same episodes, in the
+      same order.
+
+  Returns:
+    (mean difference, 1.96 * std(a - b) / sqrt(n)), in the units of a and b.
+    Pairing removes the episodes' shared difficulty from the interval, so it
+    is much narrower than the two models' own intervals combined.
+  """
+  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+  if a.shape != b.shape or a.ndim != 1:
+    raise ValueError(f'paired results need equal 1-D shapes, got {a.shape} '
+                     f'and {b.shape}')
+  return float((a - b).mean()), confidence_interval(a - b)
+
+
 def summarise(results: dict, num_episodes: int,
               class_names: Sequence[str]) -> dict:
   """Reduces per-episode results to the reported numbers.
@@ -27,7 +46,8 @@ def summarise(results: dict, num_episodes: int,
 
   Returns:
     A JSON-friendly dict: 'accuracy' and 'ci95' in percent, 'num_episodes',
-    'per_class' {name: {'accuracy', 'queries'}}, and when present
+    'per_class' {name: {'accuracy', 'queries'}}, 'episode_accuracy' (percent,
+    episode i at position i: for paired comparisons), and when present
     'frames_in_span' (percent) and 'alignment_cost' (mean).
   """
   index = np.asarray(results['index'])
@@ -48,7 +68,8 @@ def summarise(results: dict, num_episodes: int,
       accuracy=100.0 * float(accuracy.mean()),
       ci95=100.0 * confidence_interval(accuracy),
       num_episodes=int(num_episodes),
-      per_class=per_class)
+      per_class=per_class,
+      episode_accuracy=(100.0 * accuracy).tolist())  # np.unique sorts
   if 'in_span' in results:  # percent of used frames inside the action
     summary['frames_in_span'] = 100.0 * float(
         np.mean(np.asarray(results['in_span'])[first]))

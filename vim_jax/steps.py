@@ -35,6 +35,18 @@ def sigma_schedule(train_config, step):
   return jnp.maximum(sigma, train_config.sigma_min)
 
 
+def prior_schedule(train_config, step):
+  """Weight of TS's uniform prior: 1 at step 0, falling linearly to 0.
+
+  Reaches 0 at `train.uniform_prior_steps` (0: no prior). See
+  `VideoSampler.__call__`.
+  """
+  steps = train_config.get('uniform_prior_steps', 0)
+  if not steps:
+    return 0.0
+  return jnp.clip(1.0 - step / steps, 0.0, 1.0)
+
+
 def make_optimizer(train_config) -> optax.GradientTransformation:
   """SGD with momentum, weight decay and optional global-norm clipping."""
   clip = ([optax.clip_by_global_norm(train_config.grad_clip_norm)]
@@ -71,13 +83,14 @@ def train_step(state: TrainState, batch, *, model, tx, train_config):
   the same thing.
   """
   sigma = sigma_schedule(train_config, state.step)
+  prior = prior_schedule(train_config, state.step)
   keys = episode_keys(state.rng, batch['index'])
 
   def loss_fn(params):
     def one(episode, key):
       outputs, mutated = model.apply(
           {'params': params, 'batch_stats': state.batch_stats}, episode,
-          train=True, sigma=sigma, rngs={'sampler': key},
+          train=True, sigma=sigma, prior=prior, rngs={'sampler': key},
           mutable=['batch_stats'])
       loss, metrics = losses.total_loss(outputs, episode, train_config)
       return loss, (metrics, mutated['batch_stats'])
@@ -92,6 +105,8 @@ def train_step(state: TrainState, batch, *, model, tx, train_config):
   params = optax.apply_updates(state.params, updates)
   metrics['lr'] = lr_schedule(train_config)(state.step)
   metrics['sigma'] = sigma
+  if train_config.get('uniform_prior_steps', 0):
+    metrics['prior'] = prior
   metrics['grad_norm'] = optax.tree.norm(grads)
   new_state = state.replace(step=state.step + 1, params=params,
                             batch_stats=batch_stats, opt_state=opt_state)

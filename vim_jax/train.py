@@ -39,7 +39,7 @@ from vim_jax.models import few_shot
 @functools.lru_cache(maxsize=None)
 def metrics_collection(names: tuple[str, ...]):
   """A CLU collection averaging every scalar the train step reports."""
-  last = ('lr', 'sigma')
+  last = ('lr', 'sigma', 'prior')
   return clu_metrics.Collection.create(**{
       name: (clu_metrics.LastValue if name in last else clu_metrics.Average
              ).from_output(name) for name in sorted(names)})

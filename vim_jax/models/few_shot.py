@@ -100,7 +100,7 @@ class FewShotModel(nn.Module):
     return videos[:, episodes_lib.dense_frame_indices(m, t)]
 
   def __call__(self, episode: dict[str, Any], *, train: bool,
-               sigma: float = 0.0):
+               sigma: float = 0.0, prior: float = 0.0):
     """Runs one episode.
 
     Args:
@@ -108,6 +108,8 @@ class FewShotModel(nn.Module):
         'query' [V_q, M, H, W, 3] uint8.
       train: batch statistics and random perturbations when True.
       sigma: noise scale of the perturbed top-k (used by the sampler).
+      prior: weight of the sampler's uniform prior on the TS scores (training
+        only; `steps.prior_schedule`).
 
     Returns:
       A dict with 'logits' [V_q, N], and 'sampler' / 'alignment' dicts of the
@@ -120,7 +122,8 @@ class FewShotModel(nn.Module):
     if uses_sampler(self.config):
       support, query, outputs['sampler'] = self.sampler(
           normalise(episode['support'], dtype), labels,
-          normalise(episode['query'], dtype), train=train, sigma=sigma)
+          normalise(episode['query'], dtype), train=train, sigma=sigma,
+          prior=prior)
       videos = jnp.concatenate([support, query], 0)
       # L_intra's predictions from scan features, dense vs selected frames;
       # one pooled vector per video, weighted like a T-frame distance so that

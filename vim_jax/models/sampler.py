@@ -33,6 +33,27 @@ Choices the paper leaves open (see DESIGN.md 2):
 - Scores and saliency maps are min-max normalised per video / per frame, the
   range guarded by max(range, 1e-6 max|x| + 1e-12): a constant input maps to
   all zeros (for a saliency map: the identity grid) and never to NaN.
+- The position embedding of Eq. 1 is multiplied by a learned scalar
+  `position_scale`, initialised to 0. Added at full scale to randomly
+  initialised scan features (of magnitude ~0.1-1, against the embedding's
+  ~1), it made the initial scores a function of the position alone: every
+  video's scores fell from its first frame to its last, TS picked roughly the
+  first half of every clip, and a TS-only model trained on the procedural
+  data stayed at chance (its frames missed the action). Starting at 0, the
+  initial selection follows the content and the model learns how much
+  position matters.
+- Uniform prior (`train.uniform_prior_steps`, a curriculum the paper does
+  not need: it starts from ImageNet weights). Trained from scratch, TS and
+  the backbone wait on each other: with random scan features the selection
+  is random, frame t of a query and frame t of a prototype are from
+  unrelated moments, the frame-wise metric compares noise and the backbone
+  does not learn (a TS-only model stayed at chance for its first 100
+  steps); with an untrained backbone the classification loss has nothing to
+  tell TS. So in training TS ranks `(1 - lambda) s + lambda u`, u the
+  indicator of the uniform frames, lambda falling linearly from 1 to 0 over
+  the first `uniform_prior_steps`: the model starts as uniform-sampling
+  ProtoNet and TS takes over as the backbone learns. Evaluation never uses
+  the prior.
 - w1 has a bias, w2 none (the min-max normalisation would remove it). The
   plain (non-adaptive) w2 is initialised like a Dense kernel; the plain w_s to
   1/sqrt(c) (the channel mean, unit norm like the generated one). The
@@ -69,6 +90,7 @@ Parameter tree (under the module's name):
 
   scan/                      ShuffleNet V2 (`build_scan_network`)
   evaluator_w1               Dense(2c -> hidden), TS
+  position_scale []          TS, scale of the position embedding (init 0)
   evaluator_w2 [hidden, 1]   TS, without adaptation
   saliency_w_s [c]           SA, without adaptation
   task_encoder/dense_{0,1}   with adaptation (TS or SA)
@@ -284,7 +306,7 @@ class VideoSampler(nn.Module):
 
   @nn.compact
   def __call__(self, support, support_labels, query, *, train: bool,
-               sigma=0.0):
+               sigma=0.0, prior=0.0):
     """Samples T frames of every support and query video of one episode.
 
     Args:
@@ -296,6 +318,12 @@ class VideoSampler(nn.Module):
         the scan network when True (then a 'sampler' rng is needed).
       sigma: noise scale of the perturbed top-k in training (traced scalar
         allowed); a Python 0 selects the hard top-k.
+      prior: weight lambda in [0, 1] of the uniform prior in training
+        (traced scalar allowed): TS ranks `(1 - lambda) s + lambda u`, s
+        the min-max scores and u 1 on the T uniform frames (segment centres)
+        and 0 elsewhere. lambda >= 0.5 selects the uniform frames whatever
+        the scores (up to the top-k noise); 0, and always at evaluation,
+        leaves the scores alone.
 
     Returns:
       (support_frames [V_s, T, H, W, 3], query_frames [V_q, T, H, W, 3], aux)
@@ -385,13 +413,21 @@ class VideoSampler(nn.Module):
     if run_w1:
       x = jnp.concatenate(
           [pooled, jnp.broadcast_to(video_feature[:, None], pooled.shape)], -1)
-      x = x + position_embedding(m, 2 * c)  # [V, M, 2c], Eq. 1
+      # Eq. 1 adds PE(i) as is; here it is scaled by a learned scalar that
+      # starts at 0 (see the module docstring).
+      pe_scale = self.param('position_scale', nn.initializers.zeros, (),
+                            self.param_dtype)
+      x = x + pe_scale * position_embedding(m, 2 * c)  # [V, M, 2c], Eq. 1
       hidden = nn.relu(nn.Dense(
           cfg.hidden, dtype=self.dtype, param_dtype=self.param_dtype,
           name='evaluator_w1')(x)).astype(jnp.float32)  # [V, M, hidden]
       if temporal:
         raw = jnp.einsum('vmd,d->vm', hidden, w2.astype(jnp.float32))
         scores = minmax_normalise(raw, axis=1)  # [V, M] in [0, 1]
+        if train and not (isinstance(prior, (int, float)) and prior == 0):
+          uniform = np.zeros(m, np.float32)
+          uniform[episodes_lib.dense_frame_indices(m, t)] = 1.0
+          scores = (1.0 - prior) * scores + prior * uniform
     if temporal and train:
       keys = jax.random.split(self.make_rng('sampler'), v)
       indicators = jax.vmap(
