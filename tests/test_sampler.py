@@ -382,6 +382,20 @@ def test_task_adaptation_depends_on_the_support_only():
                 - np.asarray(inter_t2['w2'][0])).max() > 1e-4
 
 
+def test_task_noise_starts_small():
+  """log_var = E's second half + 2 log 0.05: a zero E gives noise std 0.05."""
+  encoder = sampler_lib.TaskEncoder(task_dim=4)
+  features = np.random.default_rng(0).normal(size=(3, 6)).astype(np.float32)
+  params = encoder.init(jax.random.key(0), features)['params']
+  params = jax.tree.map(np.zeros_like, params)
+  params['dense_1']['bias'] = np.array([1, 2, 3, 4, 0, 0, 1, -1], np.float32)
+  mu, log_var = encoder.apply({'params': params}, features)
+  np.testing.assert_allclose(mu, [1, 2, 3, 4])
+  np.testing.assert_allclose(np.exp(np.asarray(log_var) / 2),
+                             [0.05, 0.05, 0.05 * np.e ** 0.5,
+                              0.05 * np.e ** -0.5], rtol=1e-5)
+
+
 def test_motion_indices_hand_worked():
   motion_indices = jax.jit(sampler_lib.motion_indices, static_argnums=1)
   # Frames move (by 1) only at frames 6-9 of 12.

@@ -59,8 +59,16 @@ Choices the paper leaves open (see DESIGN.md 2):
   1/sqrt(c) (the channel mean, unit norm like the generated one). The
   generated weights are divided by max(|theta|, 1e-6).
 - The task encoder E is Dense(task_dim), ReLU, Dense(2 task_dim); log_var is
-  clipped to [-8, 8] so exp(log_var / 2) cannot overflow. No prior (KL) term
-  is put on (mu, log_var): the paper has none.
+  the second half of its output plus `LOG_VAR_OFFSET` (2 log 0.05), clipped
+  to [-8, 8] so exp(log_var / 2) cannot overflow. Without the offset a
+  randomly initialised E gives log_var ~ 0, a noise std of ~1 against mu's
+  ~0.3: the training-time task feature was mostly eps, so the generated w2
+  and w_s (and with them TS's scores and SA's saliency) were a fresh random
+  direction every episode, unlike the eps = 0 evaluation, and a TS+SA+Ada
+  sampler trained on the procedural data stayed near chance while TS alone
+  learned. With the offset the noise starts at std ~0.05 and E learns how
+  much it needs. No prior (KL) term is put on (mu, log_var): the paper has
+  none.
 - In training with TS the frames are selected with `indicators @ frames`
   (soft, so gradients reach the scores); wherever the indicators are hard
   (evaluation, TS off, baselines) the frames are gathered instead, which is
@@ -113,6 +121,9 @@ from vim_jax.ops import topk as topk_ops
 
 Dtype = Any
 METHODS = ('vim', 'mgsampler', 'uniform')
+# Added to the task encoder's log-variance: the task feature's noise starts
+# at std 0.05 (see the module docstring).
+LOG_VAR_OFFSET = 2 * float(np.log(0.05))
 
 
 def position_embedding(length: int, width: int) -> np.ndarray:
@@ -277,7 +288,7 @@ class TaskEncoder(nn.Module):
     x = dense(2 * self.task_dim, 'dense_1')(x)  # [V_s, 2 task_dim]
     x = x.astype(jnp.float32).mean(0)  # Eq. 12: average over the support
     mu, log_var = jnp.split(x, 2)
-    return mu, jnp.clip(log_var, -8.0, 8.0)
+    return mu, jnp.clip(log_var + LOG_VAR_OFFSET, -8.0, 8.0)
 
 
 class VideoSampler(nn.Module):
