@@ -3,8 +3,8 @@
 Two Markdown tables:
   1. parameter counts of ProtoNet (`configs/vim.py` row 'baseline'), the
      sampler alone (row 'sampler'), the alignment alone (row 'alignment')
-     and full VIM (row 'full'), split into backbone, sampler (its scan network apart)
-     and alignment, for the default config (ResNet-50 at 224 x 224; counted
+     and full VIM (row 'full'), split into backbone, sampler (its scan
+     network apart) and alignment, for the default config (ResNet-50 at 224 x 224; counted
      from `jax.eval_shape`, nothing is run) and the synthetic config;
   2. on the synthetic config and one device, measured in the same run:
      evaluation seconds per episode, train-step seconds per episode, and the
@@ -132,6 +132,9 @@ def main(argv):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   tf.config.set_visible_devices([], 'GPU')
   logging.set_verbosity(logging.WARNING)
+  if FLAGS.rows[0] != 'baseline' or not set(FLAGS.rows) <= set(ROWS):
+    raise app.UsageError(f'--rows must start with baseline (the reference) '
+                         f'and come from {list(ROWS)}; got {FLAGS.rows}.')
 
   print(f'\n## Parameters (5-way {FLAGS.shot}-shot episodes; counted, not run)'
         '\n')
@@ -150,8 +153,6 @@ def main(argv):
             f"{_m(c['alignment'])} | {_m(extra)} | "
             f"{PAPER.get(row, '') if base == 'default' else ''} |")
 
-  if FLAGS.rows[0] != 'baseline':
-    raise app.UsageError('--rows must start with baseline (the reference).')
   results = {row: measure(_config(row, 'synthetic')) for row in FLAGS.rows}
   base = results['baseline']
   config = _config('full', 'synthetic')

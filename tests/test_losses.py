@@ -140,8 +140,9 @@ def random_variables(shapes, seed=0):
   """Numpy draws on abstract flax variables (no compiled init).
 
   Kernels ~ N(0, 1/fan_in), biases ~ N(0, 0.1^2), norm scales and scalars
-  1 + N(0, 0.1^2), running means 0 and variances 1. Zero-initialised heads (TT's, SC's) are
-  random here, so every module's input side sees a gradient too.
+  1 + N(0, 0.1^2), running means 0 and variances 1. Zero-initialised heads
+  (TT's, SC's) are random here, so every module's input side sees a gradient
+  too.
   """
   rng = np.random.default_rng(seed)
 

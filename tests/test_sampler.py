@@ -190,10 +190,8 @@ def test_shapes_modes_and_selection():
 
 def test_uniform_prior_mixes_the_scores():
   """Training ranks (1 - lambda) s + lambda u; lambda = 1 gives uniform frames."""
-  module, variables, evaluate, _ = _setup_of(spatial=False)
+  module, variables, _, _ = _setup_of(spatial=False)
   support, labels, query = _episode()
-  (_, _, aux), _ = evaluate(variables, support, query)
-  scores = np.asarray(aux['scores'])  # no prior at evaluation
   uniform = episodes_lib.dense_frame_indices(M, T)
   u = np.zeros(M, np.float32)
   u[uniform] = 1.0
@@ -206,15 +204,18 @@ def test_uniform_prior_mixes_the_scores():
         mutable=['batch_stats', 'intermediates'])
     return aux
 
-  # Eval-mode scan features equal the train-mode ones only up to batch
-  # statistics, so the mixing is checked on the train-mode scores at 0.
+  # The mixing is checked against the train-mode scores at prior 0 (the
+  # scan features differ from evaluation's by the batch statistics).
   s_train = np.asarray(train(0.0)['scores'])
+  # Prior 0 leaves the min-max scores as they are.
+  np.testing.assert_allclose(s_train.min(1), 0.0, atol=1e-6)
+  np.testing.assert_allclose(s_train.max(1), 1.0, atol=1e-6)
   assert not np.allclose(s_train, u)
   mixed = np.asarray(train(0.3)['scores'])
   np.testing.assert_allclose(mixed, 0.7 * s_train + 0.3 * u, atol=1e-6)
   aux = train(1.0)
   np.testing.assert_allclose(np.asarray(aux['scores']), np.broadcast_to(
-      u, scores.shape), atol=1e-6)
+      u, s_train.shape), atol=1e-6)
   np.testing.assert_array_equal(np.asarray(aux['indices']),
                                 np.broadcast_to(uniform, (V_S + V_Q, T)))
 

@@ -27,8 +27,11 @@ warning, not retrained.
 Writes WORKDIR/ablation.md (row, what is on, test accuracy +- 95% CI, the
 difference to the first row paired over the episodes, frames in the action
 span, alignment cost, train steps, wall time, checkpoint tested),
-WORKDIR/ablation.png (bar chart with the CIs) and WORKDIR/ablation.json (the same numbers); each row's wall time
-and description are kept in WORKDIR/ROW/ablation_row.json.
+WORKDIR/ablation.png (bar chart with the CIs) and WORKDIR/ablation.json (the
+same numbers); each row's wall time and description are kept in
+WORKDIR/ROW/ablation_row.json. A row whose results lack per-episode
+accuracies (older runs) or cover another number of episodes gets no
+difference ('-').
 """
 import importlib.util
 import json

@@ -41,7 +41,7 @@ def prior_schedule(train_config, step):
   Reaches 0 at `train.uniform_prior_steps` (0: no prior). See
   `VideoSampler.__call__`.
   """
-  steps = train_config.get('uniform_prior_steps', 0)
+  steps = train_config.uniform_prior_steps
   if not steps:
     return 0.0
   return jnp.clip(1.0 - step / steps, 0.0, 1.0)
@@ -105,7 +105,7 @@ def train_step(state: TrainState, batch, *, model, tx, train_config):
   params = optax.apply_updates(state.params, updates)
   metrics['lr'] = lr_schedule(train_config)(state.step)
   metrics['sigma'] = sigma
-  if train_config.get('uniform_prior_steps', 0):
+  if train_config.uniform_prior_steps:
     metrics['prior'] = prior
   metrics['grad_norm'] = optax.tree.norm(grads)
   new_state = state.replace(step=state.step + 1, params=params,

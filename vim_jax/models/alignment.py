@@ -37,9 +37,9 @@ Readings of the paper (the choices it leaves open):
   change), the content scores of Eq. 17 hardly depend on the prototype's
   step: every row of M_e was the same distribution over the query's steps
   (measured at initialisation on the procedural data: rows equal within
-  0.03, mean diagonal 0.13 against 1/T = 0.125), so TR replaced the query by one
-  weighted mean and threw its frame order away; trained that way TR alone
-  and TC scored below ProtoNet. The scores therefore get
+  0.03, mean diagonal 0.13 against 1/T = 0.125), so TR replaced the query by
+  one weighted mean and threw its frame order away; trained that way TR
+  alone and TC scored below ProtoNet. The scores therefore get
   `- beta (t - s)^2` with a learned beta = exp(log_locality) starting at
   `locality`: M_e starts near the diagonal (with beta = 1, a step away has
   weight e^-1 of the diagonal's before content) and content moves it from
@@ -386,7 +386,8 @@ class ActionAlignment(nn.Module):
         cfg.localisation_hidden, max_warp=cfg.max_warp, dtype=self.dtype,
         param_dtype=self.param_dtype, name='localiser')
     rearranger = TemporalRearrangement(
-        dim, locality=cfg.get('locality', 0.0), dtype=self.dtype, param_dtype=self.param_dtype, name='rearrange')
+        dim, locality=cfg.locality, dtype=self.dtype,
+        param_dtype=self.param_dtype, name='rearrange')
     predictor = OffsetPredictor(
         cfg.offset_hidden, dtype=self.dtype,
         param_dtype=self.param_dtype, name='offsets')

@@ -435,7 +435,7 @@ class VideoSampler(nn.Module):
       if temporal:
         raw = jnp.einsum('vmd,d->vm', hidden, w2.astype(jnp.float32))
         scores = minmax_normalise(raw, axis=1)  # [V, M] in [0, 1]
-        if train and not (isinstance(prior, (int, float)) and prior == 0):
+        if train:  # prior = 0 leaves the scores exactly as they are
           uniform = np.zeros(m, np.float32)
           uniform[episodes_lib.dense_frame_indices(m, t)] = 1.0
           scores = (1.0 - prior) * scores + prior * uniform
