@@ -107,6 +107,7 @@ def test_channel_shuffle_matches_torch_formula():
 def test_stride1_unit_passes_first_half_through():
   unit = shufflenet.ShuffleUnit(
       features=8, strides=1, conv=functools.partial(nn.Conv, use_bias=False),
+      depthwise=shufflenet.DepthwiseConv3x3,
       norm=functools.partial(nn.BatchNorm, use_running_average=True))
   x = jax.random.normal(jax.random.key(0), (1, 5, 5, 8))
   # The rbg key only keeps the compile short.
@@ -121,3 +122,22 @@ def test_stride1_unit_passes_first_half_through():
 def test_bad_name():
   with pytest.raises(ValueError, match=r"'shufflenet_v2_x3'.*x0_5"):
     shufflenet.build_scan_network('shufflenet_v2_x3')
+
+
+@pytest.mark.parametrize('strides', [1, 2])
+def test_depthwise_module_equals_grouped_conv(strides):
+  """Same parameter tree and output as the grouped nn.Conv it replaces."""
+  x = jax.random.normal(jax.random.key(0), (2, 7, 6, 4))
+  ours = shufflenet.DepthwiseConv3x3(strides)
+  grouped = nn.Conv(4, (3, 3), (strides, strides), padding=((1, 1), (1, 1)),
+                    feature_group_count=4, use_bias=False,
+                    kernel_init=shufflenet._KERNEL_INIT)
+  v_ours = ours.init(jax.random.key(1), x)
+  v_grouped = grouped.init(jax.random.key(1), x)
+  assert jax.tree.map(jnp.shape, v_ours) == jax.tree.map(jnp.shape, v_grouped)
+  # Same initialiser, same key: the same kernel.
+  np.testing.assert_array_equal(v_ours['params']['kernel'],
+                                v_grouped['params']['kernel'])
+  np.testing.assert_allclose(ours.apply(v_ours, x),
+                             grouped.apply(v_grouped, x),
+                             rtol=1e-5, atol=1e-6)

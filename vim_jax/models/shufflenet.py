@@ -42,6 +42,8 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
+from vim_jax.ops import depthwise as depthwise_ops
+
 Dtype = Any
 
 # Stage output channels per width multiplier (paper Table 5, torchvision).
@@ -75,25 +77,51 @@ def channel_shuffle(x, groups: int):
   return jnp.swapaxes(x, -1, -2).reshape(*lead, c)
 
 
+class DepthwiseConv3x3(nn.Module):
+  """3x3 depthwise convolution, padding 1, no bias (`ops.depthwise`).
+
+  Its 'kernel' has the [3, 3, 1, C] shape and the initialiser of the grouped
+  `nn.Conv(C, (3, 3), feature_group_count=C, use_bias=False)` it replaces, so
+  parameter trees and converted torchvision weights are unchanged; it is
+  several times faster on XLA CPU.
+
+  Attributes:
+    strides: spatial stride (1 or 2).
+    dtype: computation dtype.
+    param_dtype: parameter dtype.
+  """
+  strides: int
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):  # [B, H, W, C] -> [B, H/s, W/s, C]
+    kernel = self.param('kernel', _KERNEL_INIT, (3, 3, 1, x.shape[-1]),
+                        self.param_dtype)
+    return depthwise_ops.depthwise_conv3x3(
+        jnp.asarray(x, self.dtype), jnp.asarray(kernel[:, :, 0], self.dtype),
+        self.strides)
+
+
 class ShuffleUnit(nn.Module):
   """One ShuffleNet V2 unit (torchvision's `InvertedResidual`).
 
   Attributes:
     features: output channels (even); each branch gives half of them.
     strides: 1 (channel split) or 2 (two branches, spatial downsampling).
-    conv: partially applied `nn.Conv`.
+    conv: partially applied `nn.Conv` (the 1x1 convolutions).
+    depthwise: partially applied `DepthwiseConv3x3`, called with the stride.
     norm: partially applied `nn.BatchNorm`.
   """
   features: int
   strides: int
   conv: Any
+  depthwise: Any
   norm: Any
 
   @nn.compact
   def __call__(self, x):  # [B, H, W, C_in] -> [B, H/s, W/s, features]
     half = self.features // 2
-    s = (self.strides, self.strides)
-    pad = ((1, 1), (1, 1))
     if self.strides == 1:
       if x.shape[-1] != self.features:
         raise ValueError('a stride-1 unit keeps the channel count, got '
@@ -101,16 +129,14 @@ class ShuffleUnit(nn.Module):
       x1, x2 = jnp.split(x, 2, axis=-1)
     else:
       c_in = x.shape[-1]
-      x1 = self.conv(c_in, (3, 3), s, padding=pad, feature_group_count=c_in,
-                     name='branch1_dw_conv')(x)
+      x1 = self.depthwise(self.strides, name='branch1_dw_conv')(x)
       x1 = self.norm(name='branch1_dw_bn')(x1)
       x1 = self.conv(half, (1, 1), padding='VALID', name='branch1_pw_conv')(x1)
       x1 = nn.relu(self.norm(name='branch1_pw_bn')(x1))
       x2 = x
     y = self.conv(half, (1, 1), padding='VALID', name='branch2_pw1_conv')(x2)
     y = nn.relu(self.norm(name='branch2_pw1_bn')(y))
-    y = self.conv(half, (3, 3), s, padding=pad, feature_group_count=half,
-                  name='branch2_dw_conv')(y)
+    y = self.depthwise(self.strides, name='branch2_dw_conv')(y)
     y = self.norm(name='branch2_dw_bn')(y)
     y = self.conv(half, (1, 1), padding='VALID', name='branch2_pw2_conv')(y)
     y = nn.relu(self.norm(name='branch2_pw2_bn')(y))
@@ -177,6 +203,8 @@ class ShuffleNetV2(nn.Module):
     conv = functools.partial(
         nn.Conv, use_bias=False, kernel_init=_KERNEL_INIT, dtype=self.dtype,
         param_dtype=self.param_dtype)
+    depthwise = functools.partial(
+        DepthwiseConv3x3, dtype=self.dtype, param_dtype=self.param_dtype)
     norm = functools.partial(
         nn.BatchNorm, use_running_average=not train,
         momentum=self.bn_momentum, epsilon=self.bn_epsilon, dtype=self.dtype,
@@ -192,7 +220,8 @@ class ShuffleNetV2(nn.Module):
       for j in range(repeats):
         x = ShuffleUnit(
             features=self.stages_out_channels[i + 1],
-            strides=2 if j == 0 else 1, conv=conv, norm=norm,
+            strides=2 if j == 0 else 1, conv=conv, depthwise=depthwise,
+            norm=norm,
             name=f'stage{i + 2}_block{j}')(x)
     if self.features == 'stage4' and not self.include_head:
       return x  # [B, h, w, stages_out_channels[-2]]
