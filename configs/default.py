@@ -117,6 +117,9 @@ def get_config(arg=None):
   sampler.hidden = 128  # d, the evaluator's hidden width
   sampler.task_dim = 128  # size of the task feature f_t
   sampler.saliency_floor = 0.05  # uniform floor under the saliency profile
+  # Training forward with the hard top-k, backward through the perturbed
+  # top-k (vim_jax/models/sampler.py); False: Eq. 5's smoothed forward.
+  sampler.straight_through = False
   # ShuffleNetV2 fields overriding `scan_net`'s (tests use a tiny scan net).
   sampler.scan_kwargs = ml_collections.ConfigDict()
 
@@ -157,6 +160,8 @@ def get_config(arg=None):
   train.uniform_prior_steps = 0
   train.mu1 = 0.5  # weight of L_intra
   train.mu2 = 1.0  # weight of L_inter
+  # beta of L_inter = CE - beta KL(p_unaligned || p_aligned) (vim_jax/losses.py)
+  train.inter_kl_weight = 1.0
   train.log_every = 50
   train.checkpoint_every = 1000
   train.keep_checkpoints = 3

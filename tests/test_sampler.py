@@ -466,3 +466,46 @@ def test_sampler_figure(tmp_path):
   path = tmp_path / 'figures' / 'sampler.png'
   figure_lib.save_png(image, str(path))
   np.testing.assert_array_equal(np.asarray(Image.open(path)), image)
+
+
+def test_straight_through_forward_is_hard_and_gradient_is_perturbed():
+  """Hard training frames; the perturbed top-k's gradient unchanged."""
+  support, labels, query = _episode()
+  weights = np.random.default_rng(6).normal(
+      size=(V_S, T, SIZE, SIZE, 3)).astype(np.float32)
+  results = {}
+  for straight in (False, True):
+    module, variables, _, _ = _setup_of(spatial=False, adaptive=False,
+                                        straight_through=straight)
+
+    def loss(params, module=module, variables=variables):
+      (sup, _, aux), _ = module.apply(
+          dict(variables, params=params), support, labels, query, train=True,
+          sigma=0.3, rngs={'sampler': jax.random.key(7)},
+          mutable=['batch_stats', 'intermediates'])
+      # Linear in the indicators (no SA): both forms get the same cotangent.
+      return jnp.sum(sup * weights), (sup, aux)
+
+    grads, (sup, aux) = jax.jit(jax.grad(loss, has_aux=True))(
+        variables['params'])
+    results[straight] = grads, sup, aux
+  grads_soft, _, aux_soft = results[False]
+  grads_st, sup_st, aux_st = results[True]
+  rows = np.asarray(aux_st['indicators'])
+  scores = np.asarray(aux_st['scores'])
+  np.testing.assert_array_equal(np.asarray(aux_st['scores']),
+                                np.asarray(aux_soft['scores']))
+  # One-hot rows at the T best training scores, in temporal order ...
+  best = np.sort(np.argsort(-scores, axis=1, kind='stable')[:, :T], 1)
+  np.testing.assert_array_equal(rows, np.eye(M)[best])
+  # ... so the frames are the dense frames themselves, not blends.
+  np.testing.assert_array_equal(np.asarray(sup_st),
+                                np.asarray(support)[np.arange(V_S)[:, None],
+                                                    best[:V_S]])
+  assert np.any((np.asarray(aux_soft['indicators']) > 0)
+                & (np.asarray(aux_soft['indicators']) < 1))
+  for name in ('evaluator_w1', 'evaluator_w2', 'position_scale'):
+    for a, b in zip(jax.tree.leaves(grads_st[name]),
+                    jax.tree.leaves(grads_soft[name])):
+      assert np.abs(np.asarray(b)).max() > 0, name
+      np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
