@@ -66,6 +66,11 @@ def test_inter_is_ce_minus_kl():
                              _np_ce(a, labels) - _np_kl(u, a), rtol=1e-5)
   # The KL term makes L_inter lower than CE when the predictions differ.
   assert losses.inter_video(a, u, labels) < losses.classification(a, labels)[0]
+  # beta weighs the KL term alone: 0 leaves the CE, -1 adds the KL.
+  for beta in (0.0, -1.0, 0.25):
+    np.testing.assert_allclose(losses.inter_video(a, u, labels, beta),
+                               _np_ce(a, labels) - beta * _np_kl(u, a),
+                               rtol=1e-5)
 
 
 def test_stop_gradient_targets_receive_nothing():
@@ -122,10 +127,11 @@ def test_total_loss_weights():
   a, b, c, d = (_logits(s) for s in range(4))
   labels = np.array([0, 3, 1, 1, 2])
   outputs = {'logits': a, 'intra_logits': (b, c), 'unaligned_logits': d}
-  weights = ml_collections.ConfigDict(dict(mu1=0.3, mu2=2.0))
+  weights = ml_collections.ConfigDict(dict(mu1=0.3, mu2=2.0,
+                                         inter_kl_weight=0.5))
   loss, metrics = losses.total_loss(outputs, {'query_labels': labels}, weights)
   ce = _np_ce(a, labels)
-  expected = ce + 0.3 * _np_kl(b, c) + 2.0 * (ce - _np_kl(d, a))
+  expected = ce + 0.3 * _np_kl(b, c) + 2.0 * (ce - 0.5 * _np_kl(d, a))
   np.testing.assert_allclose(loss, expected, rtol=1e-5)
   assert set(metrics) == {'loss', 'cls_loss', 'accuracy', 'intra_loss',
                           'inter_loss'}

@@ -74,6 +74,9 @@ def test_rows_switch_what_they_say():
   assert describe('full') == 'TS+SA+Ada, TT+TR+SC, L_intra x0.5, L_inter x1'
   assert describe('sampler') == 'TS+SA+Ada'
   assert describe('alignment_inter') == 'TT+TR+SC, L_inter x1'
+  config = vim_config.get_config('row=alignment_inter,base=test')
+  config.train.inter_kl_weight = -1.0
+  assert ablate.describe(config) == 'TT+TR+SC, L_inter x1 (KL x-1)'
   assert describe('ts_sa') == 'TS+SA, L_intra x1'
   assert describe('sc_first').startswith('TS+SA+Ada, TT+TR+SC (SC first)')
   assert describe('mgsampler') == 'MGSampler'

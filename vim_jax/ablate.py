@@ -130,7 +130,9 @@ def describe(config) -> str:
   if few_shot.uses_sampler(model) and train.mu1:
     parts.append(f'L_intra x{train.mu1:g}')
   if few_shot.uses_alignment(model) and train.mu2:
-    parts.append(f'L_inter x{train.mu2:g}')
+    beta = train.inter_kl_weight
+    parts.append(f'L_inter x{train.mu2:g}'
+                 + (f' (KL x{beta:g})' if beta != 1 else ''))
   if at_test:
     parts.append('off at test: ' + '+'.join(at_test))
   return ', '.join(parts) or 'ProtoNet (all off)'

@@ -55,7 +55,7 @@ def intra_video(dense_logits, selected_logits):
   return kl_divergence(jax.lax.stop_gradient(dense_logits), selected_logits)
 
 
-def inter_video(aligned_logits, unaligned_logits, labels):
+def inter_video(aligned_logits, unaligned_logits, labels, kl_weight=1.0):
   """L_inter (Eq. 29-33) = -(I(Y; F~_q) - I(F~_q; F_q)).
 
   VSD estimates through the predictive distributions p_a = p(y | F~_q)
@@ -64,19 +64,31 @@ def inter_video(aligned_logits, unaligned_logits, labels):
     I(Y; F~_q)    ~ -CE(p_a, y) + const   (class information kept),
     I(F~_q; F_q)  ~ -KL(p_u || p_a) + const (the more the aligned prediction
                     merely repeats the unaligned one, the more they share),
-  so L_inter = CE(p_a, y) - KL(sg(p_u) || p_a). The unaligned side is a
-  target (stop-gradient): the alignment is rewarded for adding information
-  beyond the raw features, not the raw features for moving. The KL term is
-  bounded because the logits are bounded (-scale * [0, 2T]).
+  so L_inter = CE(p_a, y) - beta KL(sg(p_u) || p_a), beta = `kl_weight`.
+  The unaligned side is a target (stop-gradient): the alignment is rewarded
+  for adding information beyond the raw features, not the raw features for
+  moving. The KL term is bounded because the logits are bounded
+  (-scale * [0, 2T]).
+
+  beta = 1 (`train.inter_kl_weight`'s default) is Eq. 33 as DESIGN.md reads
+  it. The KL term then rewards the aligned prediction for differing from the
+  unaligned one in any direction, also away from a right answer, and on the
+  procedural data it fought L_cls (README, "Results"). beta = 0 keeps the
+  class-information term alone. beta = -1 is VSD's own use of the KL (Tian
+  et al. 2021 minimise KL(p(y | v) || p(y | z)) to drop the information of
+  a representation z that is superfluous to y): with Eq. 31's decomposition
+  I(F~; F) = I(F~; Y) + I(F~; F | Y), minimising I(F~; F) beyond its class
+  part is a distillation of p_a towards sg(p_u).
 
   Args:
     aligned_logits: [V_q, N].
     unaligned_logits: [V_q, N].
     labels: [V_q].
+    kl_weight: beta, the KL term's weight (any sign).
   """
   ce, _ = classification(aligned_logits, labels)
-  return ce - kl_divergence(jax.lax.stop_gradient(unaligned_logits),
-                            aligned_logits)
+  return ce - kl_weight * kl_divergence(
+      jax.lax.stop_gradient(unaligned_logits), aligned_logits)
 
 
 def total_loss(outputs, episode, train_config):
@@ -87,7 +99,7 @@ def total_loss(outputs, episode, train_config):
       'intra_logits' = (dense, selected) [V_q, N] each; with an alignment
       'unaligned_logits' [V_q, N].
     episode: one episode; 'query_labels' [V_q].
-    train_config: `config.train` (mu1, mu2).
+    train_config: `config.train` (mu1, mu2, inter_kl_weight).
 
   Returns:
     (loss, metrics): scalar 'loss', 'cls_loss', 'accuracy', and 'intra_loss',
@@ -103,7 +115,8 @@ def total_loss(outputs, episode, train_config):
     loss += train_config.mu1 * metrics['intra_loss']
   if 'unaligned_logits' in outputs:
     metrics['inter_loss'] = inter_video(
-        outputs['logits'], outputs['unaligned_logits'], labels)
+        outputs['logits'], outputs['unaligned_logits'], labels,
+        train_config.inter_kl_weight)
     loss += train_config.mu2 * metrics['inter_loss']
   metrics['loss'] = loss
   return loss, metrics
