@@ -4,10 +4,12 @@
 - `saliency_grid`, `resample`: inverse-transform sampling (paper 3.3.3).
 - `temporal_warp`: affine time warp by linear interpolation (paper 3.4.3).
 - `offset_mask`: smooth shifted-window mask for spatial coordination (3.4.4).
+- `depthwise_conv3x3`: the scan network's depthwise convolution, fast on CPU.
 """
 import importlib
 
 _MODULE_OF = {
+    'depthwise_conv3x3': 'depthwise',
     'offset_mask': 'spatial',
     'perturbed_topk': 'topk',
     'resample': 'saliency',
