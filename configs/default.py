@@ -117,9 +117,6 @@ def get_config(arg=None):
   sampler.hidden = 128  # d, the evaluator's hidden width
   sampler.task_dim = 128  # size of the task feature f_t
   sampler.saliency_floor = 0.05  # uniform floor under the saliency profile
-  # Training forward with the hard top-k, backward through the perturbed
-  # top-k (vim_jax/models/sampler.py); False: Eq. 5's smoothed forward.
-  sampler.straight_through = False
   # ShuffleNetV2 fields overriding `scan_net`'s (tests use a tiny scan net).
   sampler.scan_kwargs = ml_collections.ConfigDict()
 

@@ -74,13 +74,6 @@ Choices the paper leaves open (see DESIGN.md 2):
   (evaluation, TS off, baselines) the frames are gathered instead, which is
   exact and cheaper. The soft product runs at HIGHEST precision (TPUs would
   otherwise round the frames to bfloat16).
-- `straight_through` (config; off by default, which is the paper's Eq. 5):
-  the training forward uses the hard top-k of the (prior-mixed) scores, the
-  frames that evaluation would pick, and only the backward pass uses the
-  perturbed-maximum Jacobian. The paper's forward averages the one-hot
-  selections over the noise draws, so a training frame is a blend of the
-  frames near the top-k boundary (its row j mixes the j-th selected frame of
-  every draw), which evaluation never shows the backbone.
 - `aux['indices']` in training with TS is the argmax of each (soft) indicator
   row; with a large sigma two rows can share their argmax, so the indices are
   strictly increasing only for hard selections.
@@ -452,12 +445,6 @@ class VideoSampler(nn.Module):
           lambda s, key: topk_ops.perturbed_topk(
               s, t, num_samples=cfg.num_samples, sigma=sigma, rng=key))(
                   scores, keys)  # [V, T, M]
-      if cfg.straight_through:
-        # Forward: the hard top-k that evaluation uses; backward: the
-        # perturbed-maximum Jacobian (hard + soft - sg(soft) is exactly
-        # the hard indicators in value).
-        hard = topk_ops.hard_topk(scores, t)
-        indicators = hard + (indicators - jax.lax.stop_gradient(indicators))
       indices = jnp.argmax(indicators, -1).astype(jnp.int32)
       soft = True
     elif temporal:
