@@ -34,9 +34,10 @@ def get_config(arg=None):
   sampler = config.model.sampler
   sampler.scan_size = 64
   sampler.num_samples = 100
-  # A narrow ShuffleNetV2 (16-256 channels, 1-2-1 units): the 0.5x network's
-  # depthwise convolutions on M=16 frames made a sampler step 13x ProtoNet's
-  # on this CPU; this one is 6x. configs/default.py keeps the paper's 0.5x.
+  # A narrow ShuffleNetV2 (16-256 channels, 1-2-1 units): with XLA's grouped
+  # convolutions the 0.5x network made a sampler step 13x ProtoNet's on this
+  # CPU and this one 6.8x; with vim_jax.ops.depthwise_conv3x3 this one is 4x
+  # (benchmarks/step_time.py). configs/default.py keeps the paper's 0.5x.
   sampler.scan_kwargs = dict(stages_repeats=(1, 2, 1),
                              stages_out_channels=(16, 32, 64, 128, 256))
 
