@@ -87,7 +87,7 @@ def main(argv):
   print('| layer input | stride | grouped fwd | ours fwd | x faster | '
         'grouped fwd+bwd | ours fwd+bwd | x faster |')
   print('|---|---|---|---|---|---|---|---|')
-  for shape, stride in sorted(set(layers), key=layers.index):
+  for shape, stride in dict.fromkeys(layers):  # distinct, in call order
     inputs = jax.random.normal(jax.random.key(2), shape)
     kernel = jax.random.normal(jax.random.key(3), (3, 3, shape[-1]))
     row = []

@@ -7,7 +7,8 @@ convolutions. XLA on CPU lowers a grouped convolution
 backward; on this project's 2-core CPU it made a sampler train step 6.8x a
 ProtoNet step. The same convolution written as a sum over the nine taps of
 `shifted input * kernel[i, j]` is elementwise work that XLA fuses and
-vectorises, 3-6x faster forward + backward at the scan net's shapes
+vectorises: forward + backward 5-13x faster per layer at the synthetic
+config's scan-net shapes, 3.4x for the whole scan network
 (`benchmarks/depthwise.py`).
 
 Autodiff of the shifted-slice form is correct but slow (the transpose of each
@@ -82,9 +83,8 @@ def _vjp_backward(stride, residuals, g):
   _, h, w, _ = x.shape
   ho, wo = g.shape[1:3]
   xp = _pad(x)
-  dk = jnp.zeros(kernel.shape, jnp.result_type(x, g))
-  for i, j, window in _taps(xp, stride, ho, wo):
-    dk = dk.at[i, j].set((window * g).sum((0, 1, 2)))
+  dk = jnp.stack([(window * g).sum((0, 1, 2))
+                  for _, _, window in _taps(xp, stride, ho, wo)])  # [9, C]
   # gd[:, 2 + u] is the dilated cotangent at padded position u (2 leading
   # zeros so that every shift u - i, i in 0..2, is a plain slice).
   hp, wp = h + 2, w + 2
@@ -96,7 +96,7 @@ def _vjp_backward(stride, residuals, g):
   dxp = sum(gd[:, 2 - i:2 - i + hp, 2 - j:2 - j + wp, :] * kernel[i, j]
             for i in range(3) for j in range(3))
   return (dxp[:, 1:h + 1, 1:w + 1, :].astype(x.dtype),
-          dk.astype(kernel.dtype))
+          dk.reshape(kernel.shape).astype(kernel.dtype))
 
 
 depthwise_conv3x3.defvjp(_vjp_forward, _vjp_backward)
