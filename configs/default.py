@@ -117,6 +117,8 @@ def get_config(arg=None):
   sampler.hidden = 128  # d, the evaluator's hidden width
   sampler.task_dim = 128  # size of the task feature f_t
   sampler.saliency_floor = 0.05  # uniform floor under the saliency profile
+  # Eq. 1's position embedding in TS's evaluator (its scale learned from 0).
+  sampler.position_embedding = True
   # ShuffleNetV2 fields overriding `scan_net`'s (tests use a tiny scan net).
   sampler.scan_kwargs = ml_collections.ConfigDict()
 
@@ -164,6 +166,17 @@ def get_config(arg=None):
   train.keep_checkpoints = 3
   train.eval_every = 2000  # validation (val split) for model selection
   train.val_episodes = 500
+
+  # Pretraining of the backbone (and the scan net) as ProtoNets on the
+  # training split before the few-shot model is trained, a stand-in for
+  # ImageNet weights where there are none (vim_jax/pretrain.py). It uses the
+  # train fields' optimiser and episodes; 0 steps: off. The folders are cached
+  # under cache_dir (None: <tfds data_dir>/vim_jax_pretrained).
+  config.pretrain = pretrain = ml_collections.ConfigDict()
+  pretrain.steps = 0
+  pretrain.seed = 100  # its training episodes: this seed's stream
+  pretrain.val_episodes = 100  # validation episodes it reports
+  pretrain.cache_dir = ml_collections.FieldReference(None, field_type=str)
 
   config.eval = ev = ml_collections.ConfigDict()
   ev.test_episodes = 10_000

@@ -466,3 +466,19 @@ def test_sampler_figure(tmp_path):
   path = tmp_path / 'figures' / 'sampler.png'
   figure_lib.save_png(image, str(path))
   np.testing.assert_array_equal(np.asarray(Image.open(path)), image)
+
+
+def test_without_position_embedding_scores_follow_content_only():
+  """position_embedding=False: permuting a video's frames permutes its
+  scores (the evaluator sees each frame's features and the video's mean);
+  with Eq. 1's embedding (scale 1 here) the same permutation does not."""
+  support, _, query = _episode()
+  perm = np.array([3, 0, 5, 1, 4, 2])
+  for with_pe in (False, True):
+    _, variables, evaluate, _ = _setup_of(position_embedding=with_pe)
+    assert ('position_scale' in variables['params']) == with_pe
+    (_, _, aux), _ = evaluate(variables, support, query)
+    (_, _, permuted), _ = evaluate(variables, support[:, perm], query[:, perm])
+    same = np.allclose(np.asarray(permuted['scores']),
+                       np.asarray(aux['scores'])[:, perm], atol=1e-5)
+    assert same != with_pe

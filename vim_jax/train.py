@@ -29,6 +29,7 @@ from input_pipeline import datasets
 from input_pipeline import episodes as episodes_lib
 from vim_jax import evaluate
 from vim_jax import parallel
+from vim_jax import pretrain
 from vim_jax import pretrained
 from vim_jax import steps
 from vim_jax.figures import alignment as alignment_figures
@@ -277,6 +278,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
   """Trains (resuming from workdir if it holds a checkpoint), then tests."""
   runner = parallel.Runner(config.parallel)
   check_config(config, workdir, runner.num_devices)
+  config = pretrain.resolve(config)
   tf.io.gfile.makedirs(workdir)
   if jax.process_index() == 0:
     with open(os.path.join(workdir, 'config.json'), 'w') as f:

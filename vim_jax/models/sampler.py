@@ -41,7 +41,12 @@ Choices the paper leaves open (see DESIGN.md 2):
   first half of every clip, and a TS-only model trained on the procedural
   data stayed at chance (its frames missed the action). Starting at 0, the
   initial selection follows the content and the model learns how much
-  position matters.
+  position matters. It learned too much: in the failed sampler runs of
+  sessions 3-4 the scale grew to |1.1-1.4| and TS picked the first or the
+  last 8 of the 16 frames of every video, whatever they showed (a
+  consistent position keeps frame t of a query and of a prototype
+  comparable, which the frame-wise metric rewards). `position_embedding=
+  False` leaves the embedding out: TS can then only rank frames by content.
 - Uniform prior (`train.uniform_prior_steps`, a curriculum the paper does
   not need: it starts from ImageNet weights). Trained from scratch, TS and
   the backbone wait on each other: with random scan features the selection
@@ -98,7 +103,8 @@ Parameter tree (under the module's name):
 
   scan/                      ShuffleNet V2 (`build_scan_network`)
   evaluator_w1               Dense(2c -> hidden), TS
-  position_scale []          TS, scale of the position embedding (init 0)
+  position_scale []          TS, scale of the position embedding (init 0;
+                             absent with position_embedding=False)
   evaluator_w2 [hidden, 1]   TS, without adaptation
   saliency_w_s [c]           SA, without adaptation
   task_encoder/dense_{0,1}   with adaptation (TS or SA)
@@ -425,10 +431,11 @@ class VideoSampler(nn.Module):
       x = jnp.concatenate(
           [pooled, jnp.broadcast_to(video_feature[:, None], pooled.shape)], -1)
       # Eq. 1 adds PE(i) as is; here it is scaled by a learned scalar that
-      # starts at 0 (see the module docstring).
-      pe_scale = self.param('position_scale', nn.initializers.zeros, (),
-                            self.param_dtype)
-      x = x + pe_scale * position_embedding(m, 2 * c)  # [V, M, 2c], Eq. 1
+      # starts at 0, or left out (see the module docstring).
+      if cfg.get('position_embedding', True):
+        pe_scale = self.param('position_scale', nn.initializers.zeros, (),
+                              self.param_dtype)
+        x = x + pe_scale * position_embedding(m, 2 * c)  # [V, M, 2c], Eq. 1
       hidden = nn.relu(nn.Dense(
           cfg.hidden, dtype=self.dtype, param_dtype=self.param_dtype,
           name='evaluator_w1')(x)).astype(jnp.float32)  # [V, M, hidden]

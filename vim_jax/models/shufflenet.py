@@ -236,12 +236,17 @@ class ShuffleNetV2(nn.Module):
 
 
 def shufflenet_v2(width_multiplier: float = 0.5, **kwargs) -> ShuffleNetV2:
-  """ShuffleNet V2 with a standard width multiplier (0.5, 1.0, 1.5, 2.0)."""
+  """ShuffleNet V2 with a standard width multiplier (0.5, 1.0, 1.5, 2.0).
+
+  `kwargs` are module fields; a `stages_out_channels` among them overrides
+  the multiplier's channels (a narrow scan net, `sampler.scan_kwargs`).
+  """
   if width_multiplier not in STAGE_OUT_CHANNELS:
     raise ValueError(f'Unknown width multiplier {width_multiplier!r}; valid: '
                      f'{sorted(STAGE_OUT_CHANNELS)}.')
-  return ShuffleNetV2(
-      stages_out_channels=STAGE_OUT_CHANNELS[width_multiplier], **kwargs)
+  kwargs.setdefault('stages_out_channels',
+                    STAGE_OUT_CHANNELS[width_multiplier])
+  return ShuffleNetV2(**kwargs)
 
 
 SCAN_NETWORKS = {
