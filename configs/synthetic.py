@@ -3,10 +3,11 @@
 ProtoNet (every VIM module off) with a narrow ResNet-18 on 64 px frames
 (and, when the sampler is switched on, a narrow ShuffleNetV2 scan net),
 5-way 1-shot with 3 queries per class, 300 steps of 2 episodes, then 500 fixed
-test episodes. Both networks start pretrained on the training classes (300
-steps: the backbone as a ProtoNet, the scan net distilled from it; cached
-after the first run, --config.pretrain.steps=0 starts from random weights).
-configs/vim.py builds the paper's ablation rows on top of it.
+test episodes, from random weights. configs/vim.py builds the paper's
+ablation rows on top of it. --config.pretrain.steps=300 starts both networks
+from 300 steps on the training classes instead (vim_jax/pretrain.py: the
+backbone as a ProtoNet, the scan net distilled from it; cached after the
+first run).
 
 Run (train, validate, test):
   python main.py --config=configs/synthetic.py --workdir=/tmp/vim_synthetic
@@ -44,10 +45,9 @@ def get_config(arg=None):
   sampler.scan_kwargs = dict(stages_repeats=(1, 2, 1),
                              stages_out_channels=(16, 32, 64, 128, 256))
 
-  # The backbone (and the scan net) start from 300 steps of pretraining on
-  # the training classes, the procedural stand-in for ImageNet weights
-  # (vim_jax/pretrain.py); cached, so only the first run pays for it.
-  config.pretrain.steps = 300
+  # No pretraining (config.pretrain.steps = 0): it is ProtoNet's own
+  # objective on the same classes, so it favours the baseline in the
+  # ablation (README, "With pretraining").
 
   train = config.train
   train.num_steps = 300
