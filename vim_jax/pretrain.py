@@ -1,22 +1,16 @@
-"""Frame-classification pretraining: a stand-in for ImageNet weights.
+"""Pretraining on the training classes: a stand-in for ImageNet weights.
 
 The paper starts both networks from ImageNet (4.2): the backbone F is an
 ImageNet-pretrained ResNet-50 and the scan network f an ImageNet-pretrained
 ShuffleNet V2. There are no ImageNet weights for the narrow networks of the
 procedural configs (and nothing may be downloaded), so `config.pretrain`
-gives them the same role from the training split itself: each network, with
-a linear head on its pooled maps, learns to classify single frames of the
-training videos into the training classes (every frame carries its video's
-label, also the frames outside the action: the pretraining uses no span,
-nothing a real dataset would not have). The validation and test classes are
-never seen, as ImageNet's classes are not the few-shot classes.
-
-Why it matters: trained from scratch, the temporal selector and the backbone
-wait on each other (an untrained scan net gives random scores, random frames
-give the backbone nothing to learn, an untrained backbone gives TS no
-gradient; see `train.uniform_prior_steps` in vim_jax/models/sampler.py).
-Pretrained features break that circle from the first step, as ImageNet
-features do in the paper.
+gives them that role from the training split itself: the backbone is
+trained as a frame-wise cosine ProtoNet on training episodes, and the scan
+net is then distilled from it (`pretrain_network`). The validation and test
+classes are never seen, as ImageNet's classes are not the few-shot classes.
+Unlike ImageNet this is the baseline's own objective on the same classes,
+so it favours ProtoNet in an ablation (README, "With pretraining"); that is
+why it is off by default.
 
 The weights are written in the format of `python -m vim_jax.convert_weights`
 (`<dir>/variables`, `<dir>/backbone.json`) and loaded through
@@ -24,14 +18,15 @@ The weights are written in the format of `python -m vim_jax.convert_weights`
 (vim_jax/pretrained.py), so a pretrained run is an ordinary run with weight
 folders. `resolve(config)` does the pretraining when `config.pretrain.steps`
 is positive and caches each network's folder under a key of everything that
-determines it (dataset, architecture, input size, the pretrain fields): the
-rows of an ablation, seeds and shots share the same weights, like ImageNet
-weights, and only the first run pays for them. A run killed during the
+determines it (`cache_key`): the rows and seeds of an ablation share the
+same weights, like ImageNet weights, and only the first run pays for them
+(the episode shape is part of the key: 5-shot gets its own). A run killed during the
 pretraining redoes it (it takes a minute or two at synthetic size); the
 folder appears atomically when complete.
 
 Command line (pretrain without training a few-shot model; prints the folders):
-  python -m vim_jax.pretrain --config=configs/synthetic.py
+  python -m vim_jax.pretrain --config=configs/synthetic.py \
+      --config.pretrain.steps=300
 """
 import copy
 import dataclasses
@@ -67,7 +62,7 @@ SOURCE = 'vim_jax.pretrain'
 
 
 def network(model_config, kind: str):
-  """(unbound module, input size field value, backbone.json kwargs) of a kind."""
+  """(unbound module, its backbone.json kwargs) of a kind."""
   if kind == 'backbone':
     kwargs = dict(stride_in_1x1=model_config.stride_in_1x1,
                   bn_epsilon=model_config.bn_epsilon)
@@ -103,7 +98,7 @@ def kinds_needed(config) -> tuple[str, ...]:
 # Fields that say where things are or how fast they are read, not what the
 # pretrained weights are: left out of the cache key.
 _NOT_IN_KEY = {'data': ('tfds_data_dir', 'prefetch', 'build_workers'),
-               'pretrain': ('cache_dir',)}
+               'pretrain': ('cache_dir', 'val_episodes')}
 _TRAIN_FIELDS = ('lr', 'lr_decay', 'lr_decay_every', 'momentum',
                  'weight_decay', 'grad_clip_norm', 'episodes_per_step')
 
