@@ -117,6 +117,8 @@ def get_config(arg=None):
   sampler.hidden = 128  # d, the evaluator's hidden width
   sampler.task_dim = 128  # size of the task feature f_t
   sampler.saliency_floor = 0.05  # uniform floor under the saliency profile
+  # Whether train.uniform_prior_steps also starts SA at the identity warp.
+  sampler.spatial_prior = False
   # Eq. 1's position embedding in TS's evaluator (its scale learned from 0).
   sampler.position_embedding = True
   # ShuffleNetV2 fields overriding `scan_net`'s (tests use a tiny scan net).

@@ -220,6 +220,48 @@ def test_uniform_prior_mixes_the_scores():
                                 np.broadcast_to(uniform, (V_S + V_Q, T)))
 
 
+@pytest.mark.parametrize('spatial_prior', [False, True])
+def test_spatial_prior_starts_at_the_identity_warp(spatial_prior):
+  """With `spatial_prior`, SA amplifies by (1 - lambda) a + lambda in training.
+
+  lambda = 1 leaves the selected frames unwarped (TS off, so they are the
+  uniform frames); lambda = 0.3 warps by 0.7 a + 0.3, checked against
+  `amplify` applied by hand. Without the switch the prior leaves SA alone.
+  """
+  module, variables, _, _ = _setup_of(temporal=False,
+                                      spatial_prior=spatial_prior)
+  support, labels, query = _episode()
+
+  @jax.jit
+  def train(prior):
+    (s_out, q_out, aux), _ = module.apply(
+        variables, support, labels, query, train=True, prior=prior,
+        rngs={'sampler': jax.random.key(0)},
+        mutable=['batch_stats', 'intermediates'])
+    return jnp.concatenate([s_out, q_out]), aux
+
+  videos = np.concatenate([np.asarray(support), np.asarray(query)])
+  uniform = videos[:, episodes_lib.dense_frame_indices(M, T)]
+  plain, aux0 = train(0.0)
+  a = np.asarray(aux0['saliency'])
+  assert a.min() == 0.0 and a.max() == 1.0  # min-max per frame
+  frames1, aux1 = train(1.0)
+  mixed, aux3 = train(0.3)
+  if not spatial_prior:
+    np.testing.assert_array_equal(np.asarray(frames1), np.asarray(plain))
+    np.testing.assert_array_equal(np.asarray(mixed), np.asarray(plain))
+    return
+  np.testing.assert_allclose(np.asarray(aux1['saliency']), 1.0)
+  np.testing.assert_allclose(np.asarray(frames1), uniform, atol=1e-4)
+  assert np.abs(np.asarray(plain) - uniform).max() > 0.1  # a did warp
+  np.testing.assert_allclose(np.asarray(aux3['saliency']), 0.7 * a + 0.3,
+                             atol=1e-6)
+  by_hand = sampler_lib.amplify(jnp.asarray(uniform), jnp.asarray(
+      0.7 * a + 0.3), floor=module.config.saliency_floor)
+  np.testing.assert_allclose(np.asarray(mixed), np.asarray(by_hand),
+                             atol=1e-4)
+
+
 def test_prior_schedule():
   cfg = default.get_config().train
   assert steps.prior_schedule(cfg, 10) == 0.0  # uniform_prior_steps = 0

@@ -58,7 +58,10 @@ Choices the paper leaves open (see DESIGN.md 2):
   indicator of the uniform frames, lambda falling linearly from 1 to 0 over
   the first `uniform_prior_steps`: the model starts as uniform-sampling
   ProtoNet and TS takes over as the backbone learns. Evaluation never uses
-  the prior.
+  the prior. SA amplified from step 0 all the same, from a random scan net's
+  saliency, so the start was not ProtoNet; `spatial_prior` gives SA the
+  same curriculum: it amplifies by `(1 - lambda) a + lambda` (a constant
+  map is the identity warp).
 - w1 has a bias, w2 none (the min-max normalisation would remove it). The
   plain (non-adaptive) w2 is initialised like a Dense kernel; the plain w_s to
   1/sqrt(c) (the channel mean, unit norm like the generated one). The
@@ -340,7 +343,9 @@ class VideoSampler(nn.Module):
         the min-max scores and u 1 on the T uniform frames (segment centres)
         and 0 elsewhere. lambda >= 0.5 selects the uniform frames whatever
         the scores (up to the top-k noise); 0, and always at evaluation,
-        leaves the scores alone.
+        leaves the scores alone. With `spatial_prior` SA amplifies by
+        `(1 - lambda) a + lambda` instead of the min-max saliency a, so
+        lambda = 1 is the identity warp (uniform sampling in space too).
 
     Returns:
       (support_frames [V_s, T, H, W, 3], query_frames [V_q, T, H, W, 3], aux)
@@ -477,6 +482,9 @@ class VideoSampler(nn.Module):
       maps_sel = _select(maps, indicators, indices, soft)  # [V, T, h, w, c]
       raw = channel_attention_saliency(maps_sel, w_s)  # [V, T, h, w]
       saliency = minmax_normalise(raw, axis=(2, 3))
+      if train and cfg.get('spatial_prior', False):
+        # The prior's spatial half: a constant map is the identity warp.
+        saliency = (1.0 - prior) * saliency + prior
       selected = amplify(selected.astype(jnp.float32), saliency,
                          floor=cfg.saliency_floor)
 
