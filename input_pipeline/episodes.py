@@ -51,6 +51,14 @@ class EpisodeSpec:
   test_crop_fraction: float = 0.875
   hflip: bool = True
 
+  @classmethod
+  def of(cls, data, *, frames: int, train: bool) -> 'EpisodeSpec':
+    """The spec a `config.data` block describes, with `frames` per video."""
+    return cls(way=data.way, shot=data.shot, query=data.query, frames=frames,
+               frame_size=data.frame_size, train=train,
+               crop_scale=tuple(data.train_crop_scale),
+               test_crop_fraction=data.test_crop_fraction, hflip=data.hflip)
+
   @property
   def num_support(self):
     return self.way * self.shot

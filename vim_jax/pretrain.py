@@ -143,16 +143,6 @@ def folder(config, kind: str) -> str:
   return os.path.join(cache_dir(config), f'{kind}-{cache_key(config, kind)}')
 
 
-def episode_spec(config) -> episodes_lib.EpisodeSpec:
-  """Training episodes of T uniform frames (ProtoNet's) at the frame size."""
-  data = config.data
-  return episodes_lib.EpisodeSpec(
-      way=data.way, shot=data.shot, query=data.query,
-      frames=config.model.frames, frame_size=data.frame_size, train=True,
-      crop_scale=tuple(data.train_crop_scale),
-      test_crop_fraction=data.test_crop_fraction, hflip=data.hflip)
-
-
 class PooledFeatures(nn.Module):
   """[V, T, H, W, 3] uint8 frames -> [V, T, C] pooled maps of `net`.
 
@@ -243,7 +233,9 @@ def pretrain_network(config, kind: str, sources, out_dir: str,
   p = config.pretrain
   way, scale = config.data.way, config.model.logit_scale
   net, net_kwargs = network(config.model, kind)
-  spec = episode_spec(config)
+  # ProtoNet's episodes: T uniform frames at the frame size.
+  spec = episodes_lib.EpisodeSpec.of(config.data, frames=config.model.frames,
+                                     train=True)
   if kind == 'scan':
     if teacher is None:
       raise ValueError('The scan net is distilled from a pretrained backbone: '

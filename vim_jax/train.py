@@ -48,14 +48,10 @@ def metrics_collection(names: tuple[str, ...]):
 
 def episode_spec(config, split: str) -> episodes_lib.EpisodeSpec:
   """The episodes of a split: dense M frames with a sampler, else T."""
-  data = config.data
-  frames = (data.dense_frames if few_shot.uses_sampler(config.model)
+  frames = (config.data.dense_frames if few_shot.uses_sampler(config.model)
             else config.model.frames)
-  return episodes_lib.EpisodeSpec(
-      way=data.way, shot=data.shot, query=data.query, frames=frames,
-      frame_size=data.frame_size, train=split == 'train',
-      crop_scale=tuple(data.train_crop_scale),
-      test_crop_fraction=data.test_crop_fraction, hflip=data.hflip)
+  return episodes_lib.EpisodeSpec.of(config.data, frames=frames,
+                                     train=split == 'train')
 
 
 def check_config(config, workdir: str, num_devices: int):
