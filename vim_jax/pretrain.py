@@ -20,9 +20,9 @@ folders. `resolve(config)` does the pretraining when `config.pretrain.steps`
 is positive and caches each network's folder under a key of everything that
 determines it (`cache_key`): the rows and seeds of an ablation share the
 same weights, like ImageNet weights, and only the first run pays for them
-(the episode shape is part of the key: 5-shot gets its own). A run killed during the
-pretraining redoes it (it takes a minute or two at synthetic size); the
-folder appears atomically when complete.
+(the episode shape is part of the key: 5-shot gets its own). A run killed
+during the pretraining redoes it (it takes a minute or two at synthetic
+size); the folder appears atomically when complete.
 
 Command line (pretrain without training a few-shot model; prints the folders):
   python -m vim_jax.pretrain --config=configs/synthetic.py \

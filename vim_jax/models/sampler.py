@@ -437,7 +437,7 @@ class VideoSampler(nn.Module):
           [pooled, jnp.broadcast_to(video_feature[:, None], pooled.shape)], -1)
       # Eq. 1 adds PE(i) as is; here it is scaled by a learned scalar that
       # starts at 0, or left out (see the module docstring).
-      if cfg.get('position_embedding', True):
+      if cfg.position_embedding:
         pe_scale = self.param('position_scale', nn.initializers.zeros, (),
                               self.param_dtype)
         x = x + pe_scale * position_embedding(m, 2 * c)  # [V, M, 2c], Eq. 1
@@ -482,7 +482,7 @@ class VideoSampler(nn.Module):
       maps_sel = _select(maps, indicators, indices, soft)  # [V, T, h, w, c]
       raw = channel_attention_saliency(maps_sel, w_s)  # [V, T, h, w]
       saliency = minmax_normalise(raw, axis=(2, 3))
-      if train and cfg.get('spatial_prior', False):
+      if train and cfg.spatial_prior:
         # The prior's spatial half: a constant map is the identity warp.
         saliency = (1.0 - prior) * saliency + prior
       selected = amplify(selected.astype(jnp.float32), saliency,
