@@ -46,3 +46,26 @@ def test_paired_difference_matches_scipy():
   assert half < evaluate.confidence_interval(a) + evaluate.confidence_interval(b)
   with pytest.raises(ValueError, match='equal 1-D shapes'):
     evaluate.paired_difference(a, b[:-1])
+
+
+def test_t_quantile_matches_scipy():
+  for df in list(range(1, 61)) + [100, 1000]:
+    assert evaluate.t_quantile_975(df) == pytest.approx(
+        stats.t.ppf(0.975, df), abs=1e-4), df
+  with pytest.raises(ValueError, match='>= 1'):
+    evaluate.t_quantile_975(0)
+
+
+def test_seed_interval_matches_scipy():
+  values = [38.2, 38.6, 39.2, 45.7, 39.1]
+  mean, half = evaluate.seed_interval(values)
+  low, high = stats.t.interval(0.95, len(values) - 1, loc=np.mean(values),
+                               scale=stats.sem(values))
+  assert mean == pytest.approx(np.mean(values))
+  assert (mean - half, mean + half) == pytest.approx((low, high), abs=1e-3)
+  # Hand-worked: two seeds, 40 and 44: std 2.828, t_{0.975,1} = 12.706,
+  # 12.706 * 2.828 / sqrt(2) = 25.41.
+  assert evaluate.seed_interval([40.0, 44.0]) == pytest.approx(
+      (42.0, 25.412), abs=1e-3)
+  mean, half = evaluate.seed_interval([41.0])
+  assert mean == 41.0 and np.isnan(half)

@@ -240,3 +240,54 @@ def test_ablate_runs_resumes_and_tabulates(tmp_path):
       dict(table[1], vs_first=[0.0, 0.0])]
   assert stamps == {r: (workdir / r / 'test_results.json').stat().st_mtime_ns
                     for r in rows}
+
+
+def test_ablate_over_seeds(tmp_path):
+  from scipy import stats  # pylint: disable=g-import-not-at-top
+  make, _ = ablate.config_maker(
+      f'{ROOT}/configs/vim.py:base=test',
+      overrides={'train.num_steps': 2, 'data.tfds_data_dir': str(tmp_path)})
+  workdir = tmp_path / 'seeds'
+  rows, seeds = ['baseline', 'tt_only'], [3, 0]
+  summary = ablate.run_seeds(str(workdir), rows, make, seeds)
+
+  def results(seed, row):
+    return json.loads(
+        (workdir / f'seed_{seed}' / row / 'test_results.json').read_text())
+
+  for seed in seeds:  # each seed is an ordinary ablation folder
+    for row in rows:
+      saved = json.loads(
+          (workdir / f'seed_{seed}' / row / 'config.json').read_text())
+      assert saved['seed'] == seed
+    assert (workdir / f'seed_{seed}' / 'ablation.md').exists()
+  # The seeds trained different models (same test episodes).
+  assert (results(0, 'tt_only')['episode_accuracy']
+          != results(3, 'tt_only')['episode_accuracy'])
+
+  order = sorted(seeds)
+  lines = (workdir / 'ablation.md').read_text().splitlines()
+  body = [l for l in lines if l.startswith('| ') and not l.startswith('| row')]
+  assert [l.split(' | ')[0][2:] for l in body] == rows
+  assert 'over training seeds 0, 3' in lines[0]
+  for line, entry in zip(body, summary):
+    acc = [results(s, entry['row'])['accuracy'] for s in order]
+    # Against scipy's t-interval over the seeds.
+    half = stats.t.ppf(0.975, len(acc) - 1) * stats.sem(acc)
+    assert entry['seed_accuracy'] == acc
+    np.testing.assert_allclose([entry['accuracy'], entry['ci95']],
+                               [np.mean(acc), half], atol=1e-3)
+    assert f'{np.mean(acc):.2f} ± {half:.2f}' in line
+    # Δ per seed: paired against the same seed's baseline, by hand.
+    deltas = [np.mean(np.subtract(results(s, entry['row'])['episode_accuracy'],
+                                  results(s, 'baseline')['episode_accuracy']))
+              for s in order]
+    np.testing.assert_allclose(entry['seed_vs_first'], deltas, atol=1e-9)
+    np.testing.assert_allclose(entry['vs_first'][0], np.mean(deltas),
+                               atol=1e-9)
+    assert ', '.join(f'{d:+.1f}' for d in deltas) in line
+  assert summary[0]['vs_first'] == [0.0, 0.0]
+  assert json.loads((workdir / 'ablation.json').read_text()) == summary
+  assert (workdir / 'ablation.png').stat().st_size > 1000
+  with pytest.raises(ValueError, match='twice'):
+    ablate.run_seeds(str(workdir), rows, make, [0, 0])

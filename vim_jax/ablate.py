@@ -7,6 +7,19 @@
   python -m vim_jax.ablate --config=configs/vim.py:base=test \\
       --workdir=/tmp/ablate_test --rows=baseline,sampler --config.train.num_steps=2
 
+Over training seeds (the sampler rows' results depend on them far more than
+on the test episodes):
+
+  python -m vim_jax.ablate --config=configs/vim.py --workdir=/tmp/seeds \
+      --rows=baseline,sampler_intra --seeds=0,1,2,3,4
+
+runs the whole ablation once per seed in WORKDIR/seed_N (config.seed = N;
+each is an ordinary single-seed ablation folder, resumed the same way) and
+writes the table over seeds to WORKDIR: each row's mean test accuracy with
+a 95% t-interval over the seeds (`evaluate.seed_interval`), its accuracy at
+each seed, and its difference to the first row *of the same seed* (paired
+over the episodes), averaged over the seeds with its own t-interval.
+
 Every row is `configs/vim.py:row=ROW` plus the rest of --config's argument
 (base, way, shot, query), then --shot, then the --config.x=... overrides.
 Rows run one after the other in WORKDIR/ROW with `train.train_and_evaluate`
@@ -56,6 +69,8 @@ def define_flags():
   flags.DEFINE_string('workdir', None, 'One folder per row, and the table.')
   flags.DEFINE_list('rows', None, 'Rows of configs/vim.py (default: Table 4).')
   flags.DEFINE_integer('shot', None, "K, replacing the --config argument's.")
+  flags.DEFINE_list('seeds', None, 'Training seeds (config.seed): the '
+                    'ablation once per seed, and the table over seeds.')
   config_flags.DEFINE_config_file(
       'config', None, 'configs/vim.py[:base=...,shot=...]; --config.x=... '
       'overrides apply to every row.', lock_config=True)
@@ -337,16 +352,116 @@ def run(workdir: str, rows: Sequence[str],
   return table
 
 
+def summarise_seeds(tables: dict) -> list:
+  """The table over seeds from `run`'s tables, {seed: table}.
+
+  Returns:
+    One dict per row, in the first table's order: 'row', 'description',
+    'seeds', 'accuracy' and 'ci95' (mean over seeds and its 95% t
+    half-width), 'seed_accuracy' (per seed), 'vs_first' ([mean, t
+    half-width] over seeds of the paired difference to the first row of the
+    same seed, or None), 'seed_vs_first' (per seed) and 'frames_in_span'
+    (mean, or None).
+  """
+  seeds = sorted(tables)
+  rows = [r['row'] for r in tables[seeds[0]]]
+  summary = []
+  for i, row in enumerate(rows):
+    entries = [tables[seed][i] for seed in seeds]
+    if any(e['row'] != row for e in entries):
+      raise ValueError(f'row {row}: the seeds\' tables list other rows')
+    accuracy = [e['accuracy'] for e in entries]
+    deltas = [e['vs_first'][0] if e['vs_first'] else None for e in entries]
+    spans = [e['frames_in_span'] for e in entries]
+    mean, half = evaluate.seed_interval(accuracy)
+    summary.append(dict(
+        row=row, description=entries[0]['description'], seeds=seeds,
+        accuracy=mean, ci95=half, seed_accuracy=accuracy,
+        vs_first=(list(evaluate.seed_interval(deltas))
+                  if None not in deltas else None),
+        seed_vs_first=deltas,
+        frames_in_span=(sum(spans) / len(spans) if None not in spans
+                        else None)))
+  return summary
+
+
+def write_seed_table(workdir, summary, title):
+  """WORKDIR/ablation.md and ablation.json for the table over seeds."""
+  first = summary[0]['row']
+  seeds = ', '.join(str(s) for s in summary[0]['seeds'])
+  lines = [f'# {title}, over training seeds {seeds}', '',
+           'Accuracy: mean over the seeds ± the 95% t-interval over the '
+           f'seeds. Δ: accuracy minus row {first}\'s of the same seed '
+           '(paired over the same test episodes), mean over the seeds ± its '
+           't-interval. Per seed: in the order of the seeds. In span: mean '
+           '% of the frames used that lie inside the action.', '',
+           '| row | what is on | test accuracy (%) | per seed | '
+           f'Δ vs {first} | Δ per seed | in span (%) |',
+           '|---|---|---|---|---|---|---|']
+  for r in summary:
+    per_seed = ', '.join(f'{a:.1f}' for a in r['seed_accuracy'])
+    if r['vs_first'] is None:
+      delta = per_delta = '-'
+    else:
+      delta = '{:+.2f} ± {:.2f}'.format(*r['vs_first'])
+      per_delta = ', '.join(f'{d:+.1f}' for d in r['seed_vs_first'])
+    span = ('-' if r['frames_in_span'] is None
+            else f'{r["frames_in_span"]:.1f}')
+    lines.append(f'| {r["row"]} | {r["description"]} | {r["accuracy"]:.2f} '
+                 f'± {r["ci95"]:.2f} | {per_seed} | {delta} | {per_delta} | '
+                 f'{span} |')
+  with open(os.path.join(workdir, 'ablation.md'), 'w') as f:
+    f.write('\n'.join(lines) + '\n')
+  _write_json(os.path.join(workdir, 'ablation.json'), summary)
+
+
+def run_seeds(workdir: str, rows: Sequence[str],
+              make_config: Callable[[str], object],
+              seeds: Sequence[int]) -> list:
+  """`run` once per training seed in WORKDIR/seed_N, then the table over
+  seeds (`summarise_seeds`) in WORKDIR: ablation.md, .json and .png (the
+  chart's bars are the means, its error bars the t-intervals)."""
+  if len(set(seeds)) != len(seeds):
+    raise ValueError(f'--seeds lists a seed twice: {list(seeds)}')
+  tables = {}
+  for seed in seeds:
+    def make(row, seed=seed):
+      config = make_config(row)
+      config.seed = int(seed)
+      return config
+    tables[int(seed)] = run(os.path.join(workdir, f'seed_{seed}'), rows, make)
+  summary = summarise_seeds(tables)
+  config = make_config(rows[0])
+  title = (f'{config.data.way}-way {config.data.shot}-shot, '
+           f'{config.eval.test_episodes} test episodes '
+           f'(seed {config.eval.seed})')
+  write_seed_table(workdir, summary, title)
+  if len(seeds) > 1:
+    plot(workdir, summary, title + f', mean over {len(seeds)} training seeds')
+  logging.info('Wrote %s', os.path.join(workdir, 'ablation.md'))
+  return summary
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   tf.config.set_visible_devices([], 'GPU')
   tf.config.set_visible_devices([], 'TPU')
+  overrides = config_flags.get_override_values(FLAGS['config'])
   make_config, table_4 = config_maker(
       config_flags.get_config_filename(FLAGS['config']), FLAGS.shot,
-      config_flags.get_override_values(FLAGS['config']))
-  run(FLAGS.workdir, FLAGS.rows or table_4, make_config)
+      overrides)
+  if FLAGS.seeds is None:
+    run(FLAGS.workdir, FLAGS.rows or table_4, make_config)
+    return
+  if 'seed' in overrides:
+    raise app.UsageError('--seeds sets config.seed: leave out --config.seed.')
+  try:
+    seeds = [int(seed) for seed in FLAGS.seeds]
+  except ValueError:
+    raise app.UsageError(f'--seeds must be integers, got {FLAGS.seeds}')
+  run_seeds(FLAGS.workdir, FLAGS.rows or table_4, make_config, seeds)
 
 
 if __name__ == '__main__':
