@@ -161,6 +161,9 @@ def get_config(arg=None):
   train.uniform_prior_steps = 0
   train.mu1 = 0.5  # weight of L_intra
   train.mu2 = 1.0  # weight of L_inter
+  # Weight of the scan net's distillation from the backbone (not in the
+  # paper; vim_jax/losses.py `scan_distillation`).
+  train.scan_distill_weight = 0.0
   # beta of L_inter = CE - beta KL(p_unaligned || p_aligned) (vim_jax/losses.py)
   train.inter_kl_weight = 1.0
   train.log_every = 50

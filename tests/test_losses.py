@@ -123,23 +123,82 @@ def test_finite_values_and_gradients_at_extremes(pair):
     np.testing.assert_allclose(kl, 0.8 * 2e4, rtol=1e-3)
 
 
+def _np_distill(scan, backbone):
+  def cosines(x):
+    x = x.reshape(-1, x.shape[-1]).astype(np.float64)
+    x = x - x.mean(0)
+    x = x / np.linalg.norm(x, axis=-1, keepdims=True)
+    return x @ x.T
+  return np.mean((cosines(scan) - cosines(backbone)) ** 2)
+
+
+def test_scan_distillation():
+  rng = np.random.default_rng(0)
+  backbone = rng.normal(size=(4, 3, 6)).astype(np.float32)  # [V, T, C]
+  scan = rng.normal(size=(4, 3, 5)).astype(np.float32)  # another width
+  np.testing.assert_allclose(losses.scan_distillation(scan, backbone),
+                             _np_distill(scan, backbone), rtol=1e-5)
+  assert float(losses.scan_distillation(scan, backbone)) > 0.05
+  # Zero for the same angles: a positive multiple plus a constant, and a
+  # rotation into more channels.
+  same = 3.0 * backbone + 7.0
+  assert abs(float(losses.scan_distillation(same, backbone))) < 1e-10
+  q, _ = np.linalg.qr(rng.normal(size=(8, 8)))
+  rotated = (backbone @ q[:6]).astype(np.float32)  # [V, T, 8]
+  assert abs(float(losses.scan_distillation(rotated, backbone))) < 1e-10
+  # Hand-worked: two frames, centred to +-u and +-w: cosines [[1, -1],
+  # [-1, 1]] on both sides whatever u and w are, so 0; three frames on a
+  # line against three in a triangle differ.
+  two_a = np.array([[[0.0, 1.0], [2.0, 1.0]]], np.float32)
+  two_b = np.array([[[5.0, 5.0, 5.0], [5.0, 6.0, 9.0]]], np.float32)
+  assert abs(float(losses.scan_distillation(two_a, two_b))) < 1e-10
+  line = np.array([[[0.0, 0.0], [1.0, 0.0], [2.0, 0.0]]], np.float32)
+  # Centred: (-1, 0), (0, 0), (1, 0); the middle frame's norm is guarded,
+  # its cosines are 0: [[1, 0, -1], [0, 0, 0], [-1, 0, 1]].
+  triangle = np.array([[[1.0, 0.0], [-0.5, 0.75 ** 0.5],
+                        [-0.5, -0.75 ** 0.5]]], np.float32)
+  # Cosines of an equilateral triangle: 1 on the diagonal, -1/2 elsewhere.
+  expected = np.mean((np.array([[1, 0, -1], [0, 0, 0], [-1, 0, 1]])
+                      - np.array([[1, -.5, -.5], [-.5, 1, -.5],
+                                  [-.5, -.5, 1]])) ** 2)
+  np.testing.assert_allclose(losses.scan_distillation(line, triangle),
+                             expected, rtol=1e-5)
+  # The backbone is the target: no gradient reaches it.
+  g_scan, g_backbone = jax.grad(losses.scan_distillation, argnums=(0, 1))(
+      jnp.asarray(scan), jnp.asarray(backbone))
+  assert np.all(np.asarray(g_backbone) == 0)
+  assert np.abs(g_scan).max() > 1e-4
+
+
 def test_total_loss_weights():
   a, b, c, d = (_logits(s) for s in range(4))
+  rng = np.random.default_rng(1)
+  scan = rng.normal(size=(4, 3, 5)).astype(np.float32)
+  backbone = rng.normal(size=(4, 3, 6)).astype(np.float32)
   labels = np.array([0, 3, 1, 1, 2])
-  outputs = {'logits': a, 'intra_logits': (b, c), 'unaligned_logits': d}
+  outputs = {'logits': a, 'intra_logits': (b, c), 'unaligned_logits': d,
+             'distill_frames': (scan, backbone)}
   weights = ml_collections.ConfigDict(dict(mu1=0.3, mu2=2.0,
-                                         inter_kl_weight=0.5))
+                                         inter_kl_weight=0.5,
+                                         scan_distill_weight=4.0))
   loss, metrics = losses.total_loss(outputs, {'query_labels': labels}, weights)
   ce = _np_ce(a, labels)
-  expected = ce + 0.3 * _np_kl(b, c) + 2.0 * (ce - 0.5 * _np_kl(d, a))
+  expected = (ce + 0.3 * _np_kl(b, c) + 2.0 * (ce - 0.5 * _np_kl(d, a))
+              + 4.0 * _np_distill(scan, backbone))
   np.testing.assert_allclose(loss, expected, rtol=1e-5)
   assert set(metrics) == {'loss', 'cls_loss', 'accuracy', 'intra_loss',
-                          'inter_loss'}
+                          'inter_loss', 'distill_loss'}
+  # Weight 0 reports the term and leaves it out.
+  weights.scan_distill_weight = 0.0
+  loss, metrics = losses.total_loss(outputs, {'query_labels': labels}, weights)
+  np.testing.assert_allclose(loss, expected - 4.0 * _np_distill(
+      scan, backbone), rtol=1e-5)
+  assert 'distill_loss' in metrics
   # Without the modules' outputs the loss is the classification loss alone.
   loss, metrics = losses.total_loss({'logits': a}, {'query_labels': labels},
                                     weights)
   np.testing.assert_allclose(loss, ce, rtol=1e-5)
-  assert 'intra_loss' not in metrics and 'inter_loss' not in metrics
+  assert not {'intra_loss', 'inter_loss', 'distill_loss'} & set(metrics)
 
 
 def random_variables(shapes, seed=0):
@@ -183,7 +242,8 @@ def random_episode(config, seed=0):
 
 @pytest.fixture(scope='module')
 def model_grads():
-  """Gradients of L_intra and L_inter w.r.t. every parameter of full VIM."""
+  """Gradients of L_intra, L_inter and the scan net's distillation w.r.t.
+  every parameter of full VIM."""
   config = vim_config.get_config('row=full,base=test')
   model = few_shot.FewShotModel(config.model, way=config.data.way)
   episode = random_episode(config)
@@ -200,9 +260,12 @@ def model_grads():
           mutable=['batch_stats'])
       if which == 'intra':
         return losses.intra_video(*outputs['intra_logits'])
+      if which == 'distill':
+        return losses.scan_distillation(*outputs['distill_frames'])
       return losses.inter_video(outputs['logits'], outputs['unaligned_logits'],
                                 episode['query_labels'])
-    return jax.grad(loss)(params, 'intra'), jax.grad(loss)(params, 'inter')
+    return tuple(jax.grad(loss)(params, which)
+                 for which in ('intra', 'inter', 'distill'))
 
   return grads(variables['params'], variables['batch_stats'], episode)
 
@@ -212,7 +275,7 @@ def _max_abs(tree):
 
 
 def test_intra_gradient_reaches_the_temporal_selector_only(model_grads):
-  intra, _ = model_grads
+  intra = model_grads[0]
   sampler = intra['sampler']
   # TS: the evaluator, the generated w2 and the task encoder behind it.
   for name in ('evaluator_w1', 'generator_t', 'task_encoder'):
@@ -225,9 +288,22 @@ def test_intra_gradient_reaches_the_temporal_selector_only(model_grads):
 
 
 def test_inter_gradient_reaches_the_alignment(model_grads):
-  _, inter = model_grads
+  inter = model_grads[1]
   alignment = inter['alignment']
   for name in ('localiser', 'rearrange', 'offsets'):
     for part, grad in alignment[name].items():
       assert _max_abs(grad) > 0, (name, part)
   assert _max_abs(inter['backbone']) > 0
+
+
+def test_distillation_gradient_reaches_the_scan_net_only(model_grads):
+  distill = model_grads[2]
+  for name, grad in distill['sampler']['scan'].items():
+    assert _max_abs(grad) > 0, name
+  # The selection is fixed and the backbone is the target: TS, SA, the task
+  # learner, the backbone and the alignment get exactly nothing.
+  for name in distill['sampler']:
+    if name != 'scan':
+      assert _max_abs(distill['sampler'][name]) == 0.0, name
+  assert _max_abs(distill['backbone']) == 0.0
+  assert _max_abs(distill['alignment']) == 0.0

@@ -136,8 +136,8 @@ def test_shapes_modes_and_selection():
   assert sup.shape == (V_S, T, SIZE, SIZE, 3)
   assert qry.shape == (V_Q, T, SIZE, SIZE, 3)
   expected = dict(indices=(v, T), indicators=(v, T, M), scores=(v, M),
-                  saliency=(v, T, 2, 2), scan_dense=(v, 64),
-                  scan_selected=(v, 64))
+                  saliency=(v, T, 2, 2), scan_frames=(v, M, 64),
+                  scan_dense=(v, 64), scan_selected=(v, 64))
   assert {k: a.shape for k, a in aux.items()} == expected
   indices = np.asarray(aux['indices'])
   assert indices.dtype == np.int32
@@ -161,6 +161,8 @@ def test_shapes_modes_and_selection():
        'batch_stats': variables['batch_stats']['scan']},
       jnp.concatenate([support, query]).reshape(-1, SIZE, SIZE, 3))
   pooled = np.asarray(maps).mean((1, 2)).reshape(v, M, -1)  # [V, M, c]
+  np.testing.assert_allclose(np.asarray(aux['scan_frames']), pooled,
+                             rtol=1e-5, atol=1e-5)
   np.testing.assert_allclose(np.asarray(aux['scan_dense']), pooled.mean(1),
                              rtol=1e-5, atol=1e-5)
   np.testing.assert_allclose(

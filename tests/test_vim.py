@@ -78,6 +78,9 @@ def test_rows_switch_what_they_say():
   config.train.inter_kl_weight = -1.0
   assert ablate.describe(config) == 'TT+TR+SC, L_inter x1 (KL x-1)'
   assert describe('ts_sa') == 'TS+SA, L_intra x1'
+  config = vim_config.get_config('row=ts_sa,base=test')
+  config.train.scan_distill_weight = 10.0
+  assert ablate.describe(config) == 'TS+SA, L_intra x1, scan distill x10'
   assert describe('sc_first').startswith('TS+SA+Ada, TT+TR+SC (SC first)')
   assert describe('mgsampler') == 'MGSampler'
   assert describe('full_test_no_sampler').endswith('off at test: TS+SA+Ada')

@@ -144,6 +144,8 @@ def describe(config) -> str:
     at_test += [n for n, s, t in zip(names, on, off) if s and not t]
   if few_shot.uses_sampler(model) and train.mu1:
     parts.append(f'L_intra x{train.mu1:g}')
+  if few_shot.uses_sampler(model) and train.scan_distill_weight:
+    parts.append(f'scan distill x{train.scan_distill_weight:g}')
   if few_shot.uses_alignment(model) and train.mu2:
     beta = train.inter_kl_weight
     parts.append(f'L_inter x{train.mu2:g}'

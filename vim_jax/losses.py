@@ -91,6 +91,45 @@ def inter_video(aligned_logits, unaligned_logits, labels, kl_weight=1.0):
       jax.lax.stop_gradient(unaligned_logits), aligned_logits)
 
 
+def _centred_cosines(frames):
+  """[V, T, C] -> the [V T, V T] cosines of the frames' features, each
+  centred on the mean over all V T frames (guarded norms)."""
+  x = frames.reshape(-1, frames.shape[-1]).astype(jnp.float32)
+  x = x - x.mean(0, keepdims=True)
+  x = x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-6)
+  return jnp.matmul(x, x.T, precision=jax.lax.Precision.HIGHEST)
+
+
+def scan_distillation(scan_frames, backbone_frames):
+  """Relational distillation of the scan net from the backbone (not in the
+  paper).
+
+  The paper's scan net starts from ImageNet, so its maps tell the actor from
+  the clutter from the first step. Trained from scratch nothing asks it to:
+  L_intra's target is its own dense prediction, and its features stayed at
+  chance as a ProtoNet in every from-scratch checkpoint (README, "Training
+  seeds"); a class loss on them did not move from ln N either (README).
+  Here the scan net learns to see the episode's frames as the backbone,
+  trained by L_cls at the same time, sees them:
+
+    L_distill = mean_{i,j} (cos_s(i, j) - sg(cos_b(i, j)))^2
+
+  over every pair of the V T selected frames, cos_s and cos_b the cosines
+  of the scan net's and the backbone's pooled features, each centred on
+  its mean over the episode's frames. The two widths may differ (no
+  projection to learn), and the loss is 0 iff the two centred feature sets
+  have the same angles, e.g. when the scan features are a positive
+  multiple of the backbone's plus a constant. The backbone side is a
+  stop-gradient target: the backbone is not pulled towards the scan net.
+
+  Args:
+    scan_frames: [V, T, c] scan features of the selected frames.
+    backbone_frames: [V, T, C] backbone features of the same frames.
+  """
+  target = jax.lax.stop_gradient(_centred_cosines(backbone_frames))
+  return jnp.mean(jnp.square(_centred_cosines(scan_frames) - target))
+
+
 def total_loss(outputs, episode, train_config):
   """The episode's loss and its scalar metrics.
 
@@ -99,12 +138,14 @@ def total_loss(outputs, episode, train_config):
       'intra_logits' = (dense, selected) [V_q, N] each; with an alignment
       'unaligned_logits' [V_q, N].
     episode: one episode; 'query_labels' [V_q].
-    train_config: `config.train` (mu1, mu2, inter_kl_weight).
+    train_config: `config.train` (mu1, mu2, inter_kl_weight,
+      scan_distill_weight).
 
   Returns:
-    (loss, metrics): scalar 'loss', 'cls_loss', 'accuracy', and 'intra_loss',
-    'inter_loss' whenever their terms exist (they are reported even when their
-    weight is 0).
+    (loss, metrics): scalar 'loss', 'cls_loss', 'accuracy', and
+    'intra_loss', 'distill_loss' (with a sampler) and 'inter_loss' (with an
+    alignment) whenever their terms exist (they are reported even when
+    their weight is 0).
   """
   labels = episode['query_labels']
   cls_loss, accuracy = classification(outputs['logits'], labels)
@@ -113,6 +154,9 @@ def total_loss(outputs, episode, train_config):
   if 'intra_logits' in outputs:
     metrics['intra_loss'] = intra_video(*outputs['intra_logits'])
     loss += train_config.mu1 * metrics['intra_loss']
+  if 'distill_frames' in outputs:
+    metrics['distill_loss'] = scan_distillation(*outputs['distill_frames'])
+    loss += train_config.scan_distill_weight * metrics['distill_loss']
   if 'unaligned_logits' in outputs:
     metrics['inter_loss'] = inter_video(
         outputs['logits'], outputs['unaligned_logits'], labels,

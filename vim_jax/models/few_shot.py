@@ -6,6 +6,7 @@ the sampler and the alignment plug in here as config switches.
 from typing import Any
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
@@ -113,7 +114,11 @@ class FewShotModel(nn.Module):
 
     Returns:
       A dict with 'logits' [V_q, N], and 'sampler' / 'alignment' dicts of the
-      modules' auxiliary outputs when they are on.
+      modules' auxiliary outputs when they are on. With the sampler also the
+      inputs of its training terms (vim_jax/losses.py): 'intra_logits'
+      (dense, selected) [V_q, N] and 'distill_frames' (scan [V, T, c],
+      backbone [V, T, C] features of the selected frames); with the
+      alignment 'unaligned_logits' [V_q, N].
     """
     dtype = jnp.dtype(self.config.dtype)
     num_support = episode['support'].shape[0]
@@ -137,6 +142,15 @@ class FewShotModel(nn.Module):
       videos = normalise(self.select_frames(videos), dtype)
     maps = self.embed(videos, train=train)  # [V, T, h, w, C]
     features = maps.mean(axis=(2, 3))  # [V, T, C]
+    if uses_sampler(self.config):
+      # The scan features of the frames the backbone saw, for
+      # `losses.scan_distillation`; the selection is fixed there (the
+      # distillation trains the scan net, not TS).
+      aux = outputs['sampler']
+      scan_frames = jnp.einsum(
+          'vtm,vmc->vtc', jax.lax.stop_gradient(aux['indicators']),
+          aux['scan_frames'], precision=jax.lax.Precision.HIGHEST)
+      outputs['distill_frames'] = (scan_frames, features)
     unaligned = self._logits(features, labels, num_support)
     if uses_alignment(self.config):
       query_aligned, prototypes, outputs['alignment'] = self.alignment(

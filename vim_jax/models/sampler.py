@@ -62,6 +62,13 @@ Choices the paper leaves open (see DESIGN.md 2):
   saliency, so the start was not ProtoNet; `spatial_prior` gives SA the
   same curriculum: it amplifies by `(1 - lambda) a + lambda` (a constant
   map is the identity warp).
+- Scan-net distillation (`train.scan_distill_weight`, beyond the paper,
+  whose scan net starts from ImageNet). From scratch the scan net had no
+  signal that tells the actor from the clutter: its features stayed at
+  chance as a ProtoNet, so TS ranked frames by noise and found the action
+  in some seeds only. With the weight set, the scan net also learns to
+  reproduce the backbone's angles between the selected frames
+  (`losses.scan_distillation`); `aux['scan_frames']` feeds it.
 - w1 has a bias, w2 none (the min-max normalisation would remove it). The
   plain (non-adaptive) w2 is initialised like a Dense kernel; the plain w_s to
   1/sqrt(c) (the channel mean, unit norm like the generated one). The
@@ -352,7 +359,8 @@ class VideoSampler(nn.Module):
       with aux over the V = V_s + V_q videos, support first: 'indices' [V, T]
       int32, 'indicators' [V, T, M], 'scores' [V, M] in [0, 1] (zeros for
       uniform sampling; normalised motion for MGSampler), 'saliency'
-      [V, T, h, w] in [0, 1] (zeros without SA), 'scan_dense' [V, c] and
+      [V, T, h, w] in [0, 1] (zeros without SA), 'scan_frames' [V, M, c]
+      (the pooled maps of every dense frame), 'scan_dense' [V, c] and
       'scan_selected' [V, c].
     """
     del support_labels
@@ -490,6 +498,6 @@ class VideoSampler(nn.Module):
 
     selected = selected.astype(self.dtype)
     aux = dict(indices=indices, indicators=indicators, scores=scores,
-               saliency=saliency, scan_dense=video_feature,
+               saliency=saliency, scan_frames=pooled, scan_dense=video_feature,
                scan_selected=scan_selected)
     return selected[:num_support], selected[num_support:], aux
