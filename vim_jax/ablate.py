@@ -326,6 +326,12 @@ def plot(workdir, table, title):
   plt.close(fig)
 
 
+def _title(config) -> str:
+  """The tables' and the chart's title: the episodes every row is tested on."""
+  return (f'{config.data.way}-way {config.data.shot}-shot, '
+          f'{config.eval.test_episodes} test episodes (seed {config.eval.seed})')
+
+
 def run(workdir: str, rows: Sequence[str],
         make_config: Callable[[str], object]) -> list:
   """Runs (or reuses) every row, then writes the table and the chart.
@@ -344,10 +350,7 @@ def run(workdir: str, rows: Sequence[str],
   for row in sorted(rows, key=lambda r: _has_test_switches(configs[r])):
     _run_row(workdir, row, configs[row])
   table = _gather(workdir, rows, make_config)
-  first = configs[rows[0]]
-  title = (f'{first.data.way}-way {first.data.shot}-shot, '
-           f'{first.eval.test_episodes} test episodes '
-           f'(seed {first.eval.seed})')
+  title = _title(configs[rows[0]])
   write_table(workdir, table, title)
   plot(workdir, table, title)
   logging.info('Wrote %s', os.path.join(workdir, 'ablation.md'))
@@ -433,10 +436,7 @@ def run_seeds(workdir: str, rows: Sequence[str],
       return config
     tables[int(seed)] = run(os.path.join(workdir, f'seed_{seed}'), rows, make)
   summary = summarise_seeds(tables)
-  config = make_config(rows[0])
-  title = (f'{config.data.way}-way {config.data.shot}-shot, '
-           f'{config.eval.test_episodes} test episodes '
-           f'(seed {config.eval.seed})')
+  title = _title(make_config(rows[0]))
   write_seed_table(workdir, summary, title)
   if len(seeds) > 1:
     plot(workdir, summary, title + f', mean over {len(seeds)} training seeds')
