@@ -245,6 +245,37 @@ def test_ablate_runs_resumes_and_tabulates(tmp_path):
                     for r in rows}
 
 
+def test_ablate_finds_pretrained_rows(tmp_path, caplog):
+  """With pretraining, a row's config.json names the weight folders that
+  `pretrain.resolve` chose: reuse and test-time isolation still match it."""
+  from vim_jax import pretrain  # pylint: disable=g-import-not-at-top
+  make, _ = ablate.config_maker(
+      f'{ROOT}/configs/vim.py:base=test',
+      overrides={'train.num_steps': 2, 'data.tfds_data_dir': str(tmp_path),
+                 'pretrain.steps': 2})
+
+  def make_config(row):
+    if row == 'tt_only_test_off':
+      config = make('tt_only')
+      config.model.alignment.test_transform = False
+      return config
+    return make(row)
+
+  workdir = tmp_path / 'ablation'
+  rows = ['tt_only_test_off', 'tt_only']
+  table = ablate.run(str(workdir), rows, make_config)
+  saved = json.loads((workdir / 'tt_only' / 'config.json').read_text())
+  assert saved['model']['backbone_weights'] == pretrain.folder(
+      make('tt_only'), 'backbone')
+  assert os.path.isdir(saved['model']['backbone_weights'])
+  # Tested from tt_only's checkpoints, not trained a second time.
+  assert (workdir / 'tt_only_test_off' / 'checkpoints').is_symlink()
+  assert table[0]['checkpoint'].startswith('tt_only/')
+  with caplog.at_level('INFO'):
+    assert ablate.run(str(workdir), rows, make_config) == table
+  assert 'reusing' in caplog.text and 'another config' not in caplog.text
+
+
 def test_ablate_over_seeds(tmp_path):
   from scipy import stats  # pylint: disable=g-import-not-at-top
   make, _ = ablate.config_maker(

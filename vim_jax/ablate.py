@@ -197,7 +197,19 @@ def _trained_source(workdir: str, config) -> str | None:
 
 
 def _config_json(config) -> dict:
-  return json.loads(config.to_json_best_effort())
+  """The config.json that training `config` writes (`train.py`).
+
+  With pretraining that is the resolved config: it names the weight folders
+  `pretrain.resolve` gives, computed here without pretraining anything.
+  """
+  from vim_jax import pretrain  # pylint: disable=g-import-not-at-top
+  config_dict = json.loads(config.to_json_best_effort())
+  if config.pretrain.steps > 0:
+    for kind in pretrain.kinds_needed(config):
+      field = pretrain.WEIGHT_FIELDS[kind]
+      if not config.model[field]:  # else resolve raises before training
+        config_dict['model'][field] = pretrain.folder(config, kind)
+  return config_dict
 
 
 def _run_row(workdir, row, config):
@@ -232,8 +244,7 @@ def _run_row(workdir, row, config):
       if (os.path.isdir(os.path.join(workdir, source, name))
           and not os.path.islink(link)):
         os.symlink(os.path.join('..', source, name), link)
-    with open(os.path.join(row_dir, 'config.json'), 'w') as f:
-      f.write(config.to_json_best_effort(indent=2))
+    _write_json(os.path.join(row_dir, 'config.json'), _config_json(config))
     train.evaluate_only(config, row_dir)
     record['trained_as'] = source
   record['wall_s'] = time.time() - start
