@@ -174,19 +174,24 @@ def _get(tree, path):
   return tree
 
 
-def test_ablate_runs_resumes_and_tabulates(tmp_path):
-  make, _ = ablate.config_maker(
-      f'{ROOT}/configs/vim.py:base=test',
-      overrides={'train.num_steps': 2, 'data.tfds_data_dir': str(tmp_path)})
-
+def _with_test_off(make):
+  """make plus 'tt_only_test_off', a test-time isolation row of a cheap
+  module: trained as tt_only, TT off at test."""
   def make_config(row):
-    # A test-time isolation row of a cheap module: trained as tt_only.
     if row == 'tt_only_test_off':
       config = make('tt_only')
       config.model.alignment.test_transform = False
       return config
     return make(row)
+  return make_config
 
+
+def test_ablate_runs_resumes_and_tabulates(tmp_path):
+  make, _ = ablate.config_maker(
+      f'{ROOT}/configs/vim.py:base=test',
+      overrides={'train.num_steps': 2, 'data.tfds_data_dir': str(tmp_path)})
+
+  make_config = _with_test_off(make)
   workdir = tmp_path / 'ablation'
   rows = ['tt_only_test_off', 'tt_only']  # trained second, tested first
   table = ablate.run(str(workdir), rows, make_config)
@@ -253,14 +258,7 @@ def test_ablate_finds_pretrained_rows(tmp_path, caplog):
       f'{ROOT}/configs/vim.py:base=test',
       overrides={'train.num_steps': 2, 'data.tfds_data_dir': str(tmp_path),
                  'pretrain.steps': 2})
-
-  def make_config(row):
-    if row == 'tt_only_test_off':
-      config = make('tt_only')
-      config.model.alignment.test_transform = False
-      return config
-    return make(row)
-
+  make_config = _with_test_off(make)
   workdir = tmp_path / 'ablation'
   rows = ['tt_only_test_off', 'tt_only']
   table = ablate.run(str(workdir), rows, make_config)

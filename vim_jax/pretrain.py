@@ -9,8 +9,9 @@ trained as a frame-wise cosine ProtoNet on training episodes, and the scan
 net is then distilled from it (`pretrain_network`). The validation and test
 classes are never seen, as ImageNet's classes are not the few-shot classes.
 Unlike ImageNet this is the baseline's own objective on the same classes,
-so it favours ProtoNet in an ablation (README, "With pretraining"); that is
-why it is off by default.
+so it favours ProtoNet in an ablation. It is off in configs/default.py (the
+real datasets have ImageNet weights) and on in configs/synthetic.py, where
+the sampler needs it (README, "Results on the procedural data").
 
 The weights are written in the format of `python -m vim_jax.convert_weights`
 (`<dir>/variables`, `<dir>/backbone.json`) and loaded through
