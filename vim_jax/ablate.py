@@ -200,15 +200,12 @@ def _config_json(config) -> dict:
   """The config.json that training `config` writes (`train.py`).
 
   With pretraining that is the resolved config: it names the weight folders
-  `pretrain.resolve` gives, computed here without pretraining anything.
+  `pretrain.resolve` gives (`pretrain.planned_folders`: nothing is trained).
   """
   from vim_jax import pretrain  # pylint: disable=g-import-not-at-top
   config_dict = json.loads(config.to_json_best_effort())
-  if config.pretrain.steps > 0:
-    for kind in pretrain.kinds_needed(config):
-      field = pretrain.WEIGHT_FIELDS[kind]
-      if not config.model[field]:  # else resolve raises before training
-        config_dict['model'][field] = pretrain.folder(config, kind)
+  for kind, path in pretrain.planned_folders(config).items():
+    config_dict['model'][pretrain.WEIGHT_FIELDS[kind]] = path
   return config_dict
 
 

@@ -368,28 +368,45 @@ def pretrain_network(config, kind: str, sources, out_dir: str,
   return metadata
 
 
-def resolve(config):
-  """The config with pretrained weight folders, pretraining where needed.
+def planned_folders(config) -> dict:
+  """{kind: folder} that `resolve` names for each network of the model.
 
-  With `config.pretrain.steps == 0` the config is returned as it is.
-  Otherwise every network of the model (`kinds_needed`) gets the cached
-  folder for its key, trained first when absent, and the returned copy names
-  it in `config.model.backbone_weights` / `scan_weights`.
+  Computed from the cache keys alone: nothing is trained or read. Empty
+  with `config.pretrain.steps <= 0`.
 
   Raises:
     ValueError: a weight field is already set (which weights would win?).
   """
   if config.pretrain.steps <= 0:
-    return config
-  config = copy.deepcopy(config)
-  sources = None
+    return {}
+  planned = {}
   for kind in kinds_needed(config):
     field = WEIGHT_FIELDS[kind]
     if config.model[field]:
       raise ValueError(
           f'config.pretrain.steps={config.pretrain.steps} would replace '
           f'config.model.{field}={config.model[field]!r}; set one of them.')
-    path = folder(config, kind)
+    planned[kind] = folder(config, kind)
+  return planned
+
+
+def resolve(config):
+  """The config with pretrained weight folders, pretraining where needed.
+
+  With `config.pretrain.steps == 0` the config is returned as it is.
+  Otherwise every network of the model gets its `planned_folders` folder,
+  trained first when absent, and the returned copy names it in
+  `config.model.backbone_weights` / `scan_weights`.
+
+  Raises:
+    ValueError: a weight field is already set (which weights would win?).
+  """
+  planned = planned_folders(config)
+  if not planned:
+    return config
+  config = copy.deepcopy(config)
+  sources = None
+  for kind, path in planned.items():
     if os.path.isfile(os.path.join(path, convert_weights.METADATA_FILE)):
       logging.info('Pretrained %s: reusing %s', kind, path)
     else:
@@ -403,7 +420,7 @@ def resolve(config):
       os.makedirs(os.path.dirname(path), exist_ok=True)
       pretrain_network(config, kind, sources, path,
                        teacher=config.model.backbone_weights)
-    config.model[field] = path
+    config.model[WEIGHT_FIELDS[kind]] = path
   return config
 
 
