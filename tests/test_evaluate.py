@@ -20,8 +20,10 @@ def test_summarise_hand_worked_with_padding():
       index=np.array([1, 0, 2, 2]),
       accuracy=np.array([0.5, 1.0, 0.0, 0.0]),
       correct=np.array([[1, 0], [1, 1], [0, 0], [0, 0]], bool),
-      query_class=np.array([[1, 2], [0, 1], [2, 0], [2, 0]]))
+      query_class=np.array([[1, 2], [0, 1], [2, 0], [2, 0]]),
+      unaligned_accuracy=np.array([1.0, 0.5, 0.0, 1.0]))
   out = evaluate.summarise(results, 3, ['a', 'b', 'c'])
+  assert out['unaligned_accuracy'] == pytest.approx(50.0)  # padding ignored
   assert out['accuracy'] == pytest.approx(50.0)
   assert out['ci95'] == pytest.approx(100 * 1.96 * np.std([1, .5, 0]) / np.sqrt(3))
   assert out['per_class'] == {'a': dict(accuracy=50.0, queries=2),
@@ -69,3 +71,31 @@ def test_seed_interval_matches_scipy():
       (42.0, 25.412), abs=1e-3)
   mean, half = evaluate.seed_interval([41.0])
   assert mean == 41.0 and np.isnan(half)
+
+
+def test_eval_step_scores_aligned_and_unaligned_logits_apart():
+  """eval_step's bookkeeping on hand-made outputs: 'accuracy' from the
+  model's (aligned) logits, 'unaligned_accuracy' from the unaligned ones."""
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from vim_jax import steps  # pylint: disable=g-import-not-at-top
+
+  class Outputs:  # stands in for a model's apply: fixed logits per episode
+    config = None
+
+    @staticmethod
+    def apply(variables, episode, train):
+      del variables, train
+      labels = episode['query_labels']
+      hit = jnp.eye(3)[labels] * 5.0  # right class
+      miss = jnp.eye(3)[(labels + 1) % 3] * 5.0  # wrong class
+      first_right = jnp.arange(labels.shape[0]) < 1
+      return dict(logits=jnp.where(first_right[:, None], hit, miss),
+                  unaligned_logits=hit,
+                  alignment=dict(cost=jnp.ones((labels.shape[0], 3))))
+
+  batch = dict(query_labels=jnp.array([[0, 1, 2, 1]] * 2),
+               classes=jnp.array([[7, 8, 9]] * 2), index=jnp.array([0, 1]))
+  out = steps.eval_step({}, batch, model=Outputs)
+  np.testing.assert_allclose(out['accuracy'], [0.25, 0.25])
+  np.testing.assert_allclose(out['unaligned_accuracy'], [1.0, 1.0])
+  np.testing.assert_allclose(out['alignment_cost'], [1.0, 1.0])

@@ -208,6 +208,13 @@ def test_ablate_runs_resumes_and_tabulates(tmp_path):
     assert ' | 2 | ' in line  # train steps
     assert row['wall_s'] > 0
   assert '| TT, L_inter x1, off at test: TT |' in body[0]
+  # The alignment off at test, two ways: the test-time row's accuracy, and
+  # the accuracy tt_only records from its unaligned logits.
+  off, on = (json.loads((workdir / r / 'test_results.json').read_text())
+             for r in rows)
+  assert off['unaligned_accuracy'] == pytest.approx(off['accuracy'])
+  assert on['unaligned_accuracy'] == pytest.approx(off['accuracy'])
+  assert f"| {on['unaligned_accuracy']:.2f} |" in body[1]
   # The paired difference to the first row, by hand from the episodes.
   first, second = (json.loads((workdir / r / 'test_results.json').read_text())
                    ['episode_accuracy'] for r in rows)

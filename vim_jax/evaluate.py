@@ -87,7 +87,8 @@ def summarise(results: dict, num_episodes: int,
     A JSON-friendly dict: 'accuracy' and 'ci95' in percent, 'num_episodes',
     'per_class' {name: {'accuracy', 'queries'}}, 'episode_accuracy' (percent,
     episode i at position i: for paired comparisons), and when present
-    'frames_in_span' (percent) and 'alignment_cost' (mean).
+    'frames_in_span' (percent), 'alignment_cost' (mean) and
+    'unaligned_accuracy' (percent: the alignment off at test).
   """
   index = np.asarray(results['index'])
   _, first = np.unique(index, return_index=True)
@@ -115,4 +116,7 @@ def summarise(results: dict, num_episodes: int,
   if 'alignment_cost' in results:
     summary['alignment_cost'] = float(
         np.mean(np.asarray(results['alignment_cost'])[first]))
+  if 'unaligned_accuracy' in results:
+    summary['unaligned_accuracy'] = 100.0 * float(
+        np.mean(np.asarray(results['unaligned_accuracy'], np.float64)[first]))
   return summary

@@ -130,7 +130,10 @@ def eval_step(variables, batch, *, model):
     'accuracy' [E], 'correct' [E, V_q] bool, 'query_class' [E, V_q] global
     class ids, 'index' [E]; 'in_span' [E] (fraction of the frames used that
     lie inside the action, when the data knows it) and 'alignment_cost' [E]
-    (mean Eq. 35 cost over the episode's pairs, with an alignment).
+    (mean Eq. 35 cost over the episode's pairs, with an alignment) and
+    'unaligned_accuracy' [E] (with an alignment: the same model's accuracy
+    from its unaligned features, i.e. the alignment switched off at test,
+    Table 17, on the same episodes for free).
   """
   def one(episode):
     outputs = model.apply(variables, episode, train=False)
@@ -146,5 +149,8 @@ def eval_step(variables, batch, *, model):
           (pos >= span[:, :1]) & (pos < span[:, 1:]))
     if 'alignment' in outputs:
       result['alignment_cost'] = outputs['alignment']['cost'].mean()
+      result['unaligned_accuracy'] = jnp.mean(
+          jnp.argmax(outputs['unaligned_logits'], -1)
+          == episode['query_labels'])
     return result
   return jax.vmap(one)(batch)
