@@ -73,6 +73,13 @@ def paired_difference(a, b) -> tuple[float, float]:
   return float((a - b).mean()), confidence_interval(a - b)
 
 
+_EPISODE_MEANS = {
+    'in_span': ('frames_in_span', 100.0),  # % of used frames in the action
+    'alignment_cost': ('alignment_cost', 1.0),
+    'unaligned_accuracy': ('unaligned_accuracy', 100.0),  # alignment off
+}
+
+
 def summarise(results: dict, num_episodes: int,
               class_names: Sequence[str]) -> dict:
   """Reduces per-episode results to the reported numbers.
@@ -110,13 +117,9 @@ def summarise(results: dict, num_episodes: int,
       num_episodes=int(num_episodes),
       per_class=per_class,
       episode_accuracy=(100.0 * accuracy).tolist())  # np.unique sorts
-  if 'in_span' in results:  # percent of used frames inside the action
-    summary['frames_in_span'] = 100.0 * float(
-        np.mean(np.asarray(results['in_span'])[first]))
-  if 'alignment_cost' in results:
-    summary['alignment_cost'] = float(
-        np.mean(np.asarray(results['alignment_cost'])[first]))
-  if 'unaligned_accuracy' in results:
-    summary['unaligned_accuracy'] = 100.0 * float(
-        np.mean(np.asarray(results['unaligned_accuracy'], np.float64)[first]))
+  # Optional per-episode means: results key -> (summary key, scale).
+  for key, (name, scale) in _EPISODE_MEANS.items():
+    if key in results:
+      summary[name] = scale * float(
+          np.mean(np.asarray(results[key], np.float64)[first]))
   return summary

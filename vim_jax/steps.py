@@ -137,7 +137,8 @@ def eval_step(variables, batch, *, model):
   """
   def one(episode):
     outputs = model.apply(variables, episode, train=False)
-    correct = jnp.argmax(outputs['logits'], -1) == episode['query_labels']
+    hits = lambda logits: jnp.argmax(logits, -1) == episode['query_labels']
+    correct = hits(outputs['logits'])
     result = dict(accuracy=correct.mean(), correct=correct,
                   query_class=episode['classes'][episode['query_labels']],
                   index=episode['index'])
@@ -149,8 +150,6 @@ def eval_step(variables, batch, *, model):
           (pos >= span[:, :1]) & (pos < span[:, 1:]))
     if 'alignment' in outputs:
       result['alignment_cost'] = outputs['alignment']['cost'].mean()
-      result['unaligned_accuracy'] = jnp.mean(
-          jnp.argmax(outputs['unaligned_logits'], -1)
-          == episode['query_labels'])
+      result['unaligned_accuracy'] = hits(outputs['unaligned_logits']).mean()
     return result
   return jax.vmap(one)(batch)
