@@ -486,3 +486,27 @@ def test_transform_warp_is_bounded():
                    [-100.0, 100.0])
   _, _, aux = run(module, {'params': params}, support, query)
   np.testing.assert_allclose(aux['warp'], np.tile([0.5, 0.5], (8, 1)), atol=1e-6)
+
+
+@pytest.mark.parametrize('kind', ['transform', 'spatial'])
+def test_at_bound_flags(kind):
+  """'warp_at_bound' / 'offsets_at_bound' flag an output within 1 % of its
+  bound, hand-set through the zero-kernel heads' biases: 0.98 of the bound
+  is not flagged, 0.995 is, in either component; a module that is off
+  flags nothing."""
+  support, query = episode()
+  module = alignment.ActionAlignment(make_config(**{kind: True}), WAY)
+  variables = initial_variables(module)
+  head = ('localiser' if kind == 'transform' else 'offsets', 'head', 'bias')
+  key = 'warp_at_bound' if kind == 'transform' else 'offsets_at_bound'
+  other = 'offsets_at_bound' if kind == 'transform' else 'warp_at_bound'
+  for fractions, expected in [((0.98, -0.98), False), ((0.3, -0.995), True),
+                              ((0.995, 0.0), True), ((0.0, 0.0), False)]:
+    params = replace(variables['params'], head,
+                     np.arctanh(np.array(fractions, np.float32)))
+    _, _, aux = run(module, {'params': params}, support, query)
+    shape = (WAY * SHOT + QUERIES,) if kind == 'transform' else (
+        QUERIES, WAY, T)
+    assert aux[key].shape == shape
+    np.testing.assert_array_equal(aux[key], expected, err_msg=str(fractions))
+    assert not np.any(aux[other])

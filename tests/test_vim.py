@@ -215,6 +215,10 @@ def test_ablate_runs_resumes_and_tabulates(tmp_path):
   assert off['unaligned_accuracy'] == pytest.approx(off['accuracy'])
   assert on['unaligned_accuracy'] == pytest.approx(off['accuracy'])
   assert f"| {on['unaligned_accuracy']:.2f} |" in body[1]
+  # TT is on and SC off in both rows: 2 training steps leave every warp far
+  # from its bound, and an off module has nothing at its bound.
+  assert on['warps_at_bound'] == on['offsets_at_bound'] == 0.0
+  assert '| 0 / 0 |' in body[1]
   # The paired difference to the first row, by hand from the episodes.
   first, second = (json.loads((workdir / r / 'test_results.json').read_text())
                    ['episode_accuracy'] for r in rows)

@@ -270,6 +270,8 @@ def _gather(workdir, rows, make_config):
         frames_in_span=results.get('frames_in_span'),
         alignment_cost=results.get('alignment_cost'),
         unaligned_accuracy=results.get('unaligned_accuracy'),
+        warps_at_bound=results.get('warps_at_bound'),
+        offsets_at_bound=results.get('offsets_at_bound'),
         train_steps=record.get('train_steps', steps),
         wall_s=record.get('wall_s'), checkpoint=checkpoint))
     episodes.append(results.get('episode_accuracy'))
@@ -294,11 +296,12 @@ def write_table(workdir, table, title):
            'the frames used that lie inside the action (procedural data). '
            'Cost: mean alignment cost (Eq. 35). Unaligned: the same '
            'model\'s test accuracy with the alignment off at test (Table '
-           '17), on the same episodes.', '',
+           '17), on the same episodes. At bound: % of the TT warps / SC '
+           'offsets at their bound (within 1 %).', '',
            f'| row | what is on | test accuracy (%) | Δ vs {first} | '
-           'in span (%) | cost | unaligned (%) | train steps | '
-           'wall time (s) | checkpoint tested |',
-           '|---|---|---|---|---|---|---|---|---|---|']
+           'in span (%) | cost | unaligned (%) | at bound TT / SC (%) | '
+           'train steps | wall time (s) | checkpoint tested |',
+           '|---|---|---|---|---|---|---|---|---|---|---|']
   for r in table:
     delta = ('-' if r.get('vs_first') is None
              else '{:+.2f} ± {:.2f}'.format(*r['vs_first']))
@@ -307,7 +310,9 @@ def write_table(workdir, table, title):
         f'± {r["ci95"]:.2f} | {delta} | '
         f'{number(r.get("frames_in_span"), ".1f")} | '
         f'{number(r.get("alignment_cost"), ".2f")} | '
-        f'{number(r.get("unaligned_accuracy"), ".2f")} | {r["train_steps"]} | '
+        f'{number(r.get("unaligned_accuracy"), ".2f")} | '
+        f'{number(r.get("warps_at_bound"), ".0f")} / '
+        f'{number(r.get("offsets_at_bound"), ".0f")} | {r["train_steps"]} | '
         f'{number(r["wall_s"], ".0f")} | {r["checkpoint"]} |')
   with open(os.path.join(workdir, 'ablation.md'), 'w') as f:
     f.write('\n'.join(lines) + '\n')

@@ -77,6 +77,8 @@ _EPISODE_MEANS = {
     'in_span': ('frames_in_span', 100.0),  # % of used frames in the action
     'alignment_cost': ('alignment_cost', 1.0),
     'unaligned_accuracy': ('unaligned_accuracy', 100.0),  # alignment off
+    'warp_at_bound': ('warps_at_bound', 100.0),  # % of TT warps at the bound
+    'offsets_at_bound': ('offsets_at_bound', 100.0),  # % of SC offsets
 }
 
 
@@ -94,8 +96,10 @@ def summarise(results: dict, num_episodes: int,
     A JSON-friendly dict: 'accuracy' and 'ci95' in percent, 'num_episodes',
     'per_class' {name: {'accuracy', 'queries'}}, 'episode_accuracy' (percent,
     episode i at position i: for paired comparisons), and when present
-    'frames_in_span' (percent), 'alignment_cost' (mean) and
-    'unaligned_accuracy' (percent: the alignment off at test).
+    'frames_in_span' (percent), 'alignment_cost' (mean),
+    'unaligned_accuracy' (percent: the alignment off at test),
+    'warps_at_bound' and 'offsets_at_bound' (percent of TT warps and SC
+    offsets at their bound).
   """
   index = np.asarray(results['index'])
   _, first = np.unique(index, return_index=True)
