@@ -490,7 +490,7 @@ def test_transform_warp_is_bounded():
 
 @pytest.mark.parametrize('kind', ['transform', 'spatial'])
 def test_at_bound_flags(kind):
-  """'warp_at_bound' / 'offsets_at_bound' flag an output within 1 % of its
+  """'warps_at_bound' / 'offsets_at_bound' flag an output within 1 % of its
   bound, hand-set through the zero-kernel heads' biases: 0.98 of the bound
   is not flagged, 0.995 is, in either component; a module that is off
   flags nothing."""
@@ -498,8 +498,8 @@ def test_at_bound_flags(kind):
   module = alignment.ActionAlignment(make_config(**{kind: True}), WAY)
   variables = initial_variables(module)
   head = ('localiser' if kind == 'transform' else 'offsets', 'head', 'bias')
-  key = 'warp_at_bound' if kind == 'transform' else 'offsets_at_bound'
-  other = 'offsets_at_bound' if kind == 'transform' else 'warp_at_bound'
+  key = 'warps_at_bound' if kind == 'transform' else 'offsets_at_bound'
+  other = 'offsets_at_bound' if kind == 'transform' else 'warps_at_bound'
   for fractions, expected in [((0.98, -0.98), False), ((0.3, -0.995), True),
                               ((0.995, 0.0), True), ((0.0, 0.0), False)]:
     params = replace(variables['params'], head,

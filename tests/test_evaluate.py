@@ -22,7 +22,7 @@ def test_summarise_hand_worked_with_padding():
       correct=np.array([[1, 0], [1, 1], [0, 0], [0, 0]], bool),
       query_class=np.array([[1, 2], [0, 1], [2, 0], [2, 0]]),
       unaligned_accuracy=np.array([1.0, 0.5, 0.0, 1.0]),
-      warp_at_bound=np.array([0.25, 0.0, 0.5, 1.0]))
+      warps_at_bound=np.array([0.25, 0.0, 0.5, 1.0]))
   out = evaluate.summarise(results, 3, ['a', 'b', 'c'])
   assert out['unaligned_accuracy'] == pytest.approx(50.0)  # padding ignored
   assert out['warps_at_bound'] == pytest.approx(25.0)
@@ -96,7 +96,7 @@ def test_eval_step_scores_aligned_and_unaligned_logits_apart():
                   unaligned_logits=hit,
                   alignment=dict(
                       cost=jnp.ones((labels.shape[0], 3)),
-                      warp_at_bound=jnp.array([True, False, False, False]),
+                      warps_at_bound=jnp.array([True, False, False, False]),
                       offsets_at_bound=jnp.eye(3, dtype=bool)[:2]))
 
   batch = dict(query_labels=jnp.array([[0, 1, 2, 1]] * 2),
@@ -105,5 +105,5 @@ def test_eval_step_scores_aligned_and_unaligned_logits_apart():
   np.testing.assert_allclose(out['accuracy'], [0.25, 0.25])
   np.testing.assert_allclose(out['unaligned_accuracy'], [1.0, 1.0])
   np.testing.assert_allclose(out['alignment_cost'], [1.0, 1.0])
-  np.testing.assert_allclose(out['warp_at_bound'], [0.25, 0.25])
+  np.testing.assert_allclose(out['warps_at_bound'], [0.25, 0.25])
   np.testing.assert_allclose(out['offsets_at_bound'], [1 / 3, 1 / 3])

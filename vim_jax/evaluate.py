@@ -77,7 +77,7 @@ _EPISODE_MEANS = {
     'in_span': ('frames_in_span', 100.0),  # % of used frames in the action
     'alignment_cost': ('alignment_cost', 1.0),
     'unaligned_accuracy': ('unaligned_accuracy', 100.0),  # alignment off
-    'warp_at_bound': ('warps_at_bound', 100.0),  # % of TT warps at the bound
+    'warps_at_bound': ('warps_at_bound', 100.0),  # % of TT warps at the bound
     'offsets_at_bound': ('offsets_at_bound', 100.0),  # % of SC offsets
 }
 

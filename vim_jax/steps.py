@@ -133,7 +133,7 @@ def eval_step(variables, batch, *, model):
     (mean Eq. 35 cost over the episode's pairs, with an alignment) and
     'unaligned_accuracy' [E] (with an alignment: the same model's accuracy
     from its unaligned features, i.e. the alignment switched off at test,
-    Table 17, on the same episodes for free), 'warp_at_bound' and
+    Table 17, on the same episodes for free), 'warps_at_bound' and
     'offsets_at_bound' [E] (with an alignment: the share of TT warps and of
     SC offsets at their bound, `models.alignment.AT_BOUND`).
   """
@@ -153,7 +153,7 @@ def eval_step(variables, batch, *, model):
     if 'alignment' in outputs:
       result['alignment_cost'] = outputs['alignment']['cost'].mean()
       result['unaligned_accuracy'] = hits(outputs['unaligned_logits']).mean()
-      for key in ('warp_at_bound', 'offsets_at_bound'):
+      for key in ('warps_at_bound', 'offsets_at_bound'):
         result[key] = outputs['alignment'][key].mean()
     return result
   return jax.vmap(one)(batch)

@@ -117,9 +117,9 @@ from vim_jax.ops import spatial
 from vim_jax.ops import temporal
 
 Dtype = Any
-# A bounded output counts as at its bound from this fraction of the bound on
-# (aux 'warp_at_bound', 'offsets_at_bound'): the runaway L_inter drives TT and
-# SC there (README, Table 4).
+# A bounded output counts as at its bound from this fraction of the bound
+# on (aux 'warps_at_bound', 'offsets_at_bound'): the runaway L_inter drives
+# TT and SC there (README, Table 4).
 AT_BOUND = 0.99
 
 
@@ -364,10 +364,11 @@ class ActionAlignment(nn.Module):
       (float32), and aux: 'warp' [V_s + V_q, 2] (a, b), support first;
       'attention' [V_q, N, T, T] (M_e; identity without TR); 'offsets'
       [V_q, N, T, 2] (cells, unperturbed; zeros without SC); 'cost' [V_q, N]
-      (Eq. 35); 'warp_at_bound' [V] and 'offsets_at_bound' [V_q, N, T] (bool:
-      |a - 1| or |b| within 1 % of max_warp; a tanh offset component at
-      |o| >= 0.99; False for a module that is off); 'query_unaligned' [V_q, T, D] and 'prototype_unaligned'
-      [N, T, D] (pooled after the channel reduction only: no TT, TR or SC).
+      (Eq. 35); 'warps_at_bound' [V] and 'offsets_at_bound' [V_q, N, T]
+      (bool: |a - 1| or |b| within 1 % of max_warp; a tanh offset component
+      at |o| >= 0.99; False for a module that is off); 'query_unaligned'
+      [V_q, T, D] and 'prototype_unaligned' [N, T, D] (pooled after the
+      channel reduction only: no TT, TR or SC).
     """
     cfg = self.config
     if cfg.order not in ('temporal_first', 'spatial_first'):
@@ -488,13 +489,13 @@ class ActionAlignment(nn.Module):
     cost = (warp_cost[:, None] + _frobenius(attention - eye)
             + _frobenius(raw_offsets))  # [V_q, N]
     # Diagnostics: which bounded outputs sit at their bound (within 1 %).
-    warp_at_bound = jnp.any(
+    warps_at_bound = jnp.any(
         jnp.abs(warp - jnp.array([1.0, 0.0], jnp.float32))
         >= AT_BOUND * cfg.max_warp, -1)  # [V]
     offsets_at_bound = jnp.any(jnp.abs(raw_offsets) >= AT_BOUND, -1)
     aux = dict(
         warp=warp, attention=attention, offsets=offsets, cost=cost,
-        warp_at_bound=warp_at_bound, offsets_at_bound=offsets_at_bound,
+        warps_at_bound=warps_at_bound, offsets_at_bound=offsets_at_bound,
         query_unaligned=query_unaligned.astype(jnp.float32),
         prototype_unaligned=prototype_unaligned.astype(jnp.float32))
     return (query_out.astype(jnp.float32), proto_out.astype(jnp.float32),
