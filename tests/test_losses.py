@@ -199,6 +199,13 @@ def test_total_loss_weights():
                                     weights)
   np.testing.assert_allclose(loss, ce, rtol=1e-5)
   assert not {'intra_loss', 'inter_loss', 'distill_loss'} & set(metrics)
+  # 'inter_logits' (train.inter_grad='alignment') replace the model's logits
+  # in L_inter only; L_cls stays on 'logits'.
+  outputs['inter_logits'] = b
+  loss, metrics = losses.total_loss(outputs, {'query_labels': labels}, weights)
+  np.testing.assert_allclose(metrics['inter_loss'], _np_ce(b, labels)
+                             - 0.5 * _np_kl(d, b), rtol=1e-5)
+  np.testing.assert_allclose(metrics['cls_loss'], ce, rtol=1e-5)
 
 
 def random_variables(shapes, seed=0):
@@ -253,19 +260,28 @@ def model_grads():
 
   @jax.jit
   def grads(params, batch_stats, episode):
-    def loss(params, which):
-      outputs, _ = model.apply(
+    def outputs(params, inter_grad='all'):
+      return model.apply(
           {'params': params, 'batch_stats': batch_stats}, episode,
-          train=True, sigma=0.1, rngs={'sampler': jax.random.PRNGKey(2)},
-          mutable=['batch_stats'])
+          train=True, sigma=0.1, inter_grad=inter_grad,
+          rngs={'sampler': jax.random.PRNGKey(2)}, mutable=['batch_stats'])[0]
+
+    def loss(params, which):
+      if which == 'inter_alignment':
+        out = outputs(params, 'alignment')
+        return losses.inter_video(out['inter_logits'], out['unaligned_logits'],
+                                  episode['query_labels'])
+      out = outputs(params)
       if which == 'intra':
-        return losses.intra_video(*outputs['intra_logits'])
+        return losses.intra_video(*out['intra_logits'])
       if which == 'distill':
-        return losses.scan_distillation(*outputs['distill_frames'])
-      return losses.inter_video(outputs['logits'], outputs['unaligned_logits'],
+        return losses.scan_distillation(*out['distill_frames'])
+      return losses.inter_video(out['logits'], out['unaligned_logits'],
                                 episode['query_labels'])
-    return tuple(jax.grad(loss)(params, which)
-                 for which in ('intra', 'inter', 'distill'))
+    routed = outputs(params, 'alignment')
+    return tuple(jax.grad(loss)(params, which) for which in (
+        'intra', 'inter', 'distill', 'inter_alignment')) + (
+            (routed['logits'], routed['inter_logits']),)
 
   return grads(variables['params'], variables['batch_stats'], episode)
 
@@ -294,6 +310,25 @@ def test_inter_gradient_reaches_the_alignment(model_grads):
     for part, grad in alignment[name].items():
       assert _max_abs(grad) > 0, (name, part)
   assert _max_abs(inter['backbone']) > 0
+
+
+def test_inter_gradient_to_the_alignment_only(model_grads):
+  """train.inter_grad='alignment': the same L_inter value, its gradient on
+  the alignment's parameters only."""
+  routed, (logits, inter_logits) = model_grads[3], model_grads[4]
+  np.testing.assert_allclose(inter_logits, logits, rtol=1e-5, atol=1e-5)
+  for name in ('localiser', 'rearrange', 'offsets'):
+    for part, grad in routed['alignment'][name].items():
+      assert _max_abs(grad) > 0, (name, part)
+  assert _max_abs(routed['backbone']) == 0.0
+  assert _max_abs(routed['sampler']) == 0.0
+  # The alignment's own gradient is the one the unrouted loss gives it: the
+  # stop-gradient only cuts the path below the alignment.
+  for path, grad in jax.tree_util.tree_leaves_with_path(routed['alignment']):
+    full = model_grads[1]['alignment']
+    for key in path:
+      full = full[key.key]
+    np.testing.assert_allclose(grad, full, rtol=1e-4, atol=1e-6)
 
 
 def test_distillation_gradient_reaches_the_scan_net_only(model_grads):

@@ -113,6 +113,8 @@ def test_resume_after_kill(full_run, data_dir, tmp_path):
     (['--config.data.shot=3', '--config.data.query=2'],
      "has 4 videos, fewer than config.data.shot \\+ config.data.query"),
     (['--config.parallel=tpu'], "config.parallel='tpu'"),
+    (['--config.train.inter_grad=backbone'],
+     "config.train.inter_grad='backbone' is not one of"),
 ])
 def test_bad_config_fails_before_training(args, message, data_dir, tmp_path):
   proc = _main(tmp_path / 'w', data_dir, *args, check=False)

@@ -148,8 +148,10 @@ def describe(config) -> str:
     parts.append(f'scan distill x{train.scan_distill_weight:g}')
   if few_shot.uses_alignment(model) and train.mu2:
     beta = train.inter_kl_weight
+    notes = ([f'KL x{beta:g}'] if beta != 1 else []) + (
+        ['to the alignment only'] if train.inter_grad == 'alignment' else [])
     parts.append(f'L_inter x{train.mu2:g}'
-                 + (f' (KL x{beta:g})' if beta != 1 else ''))
+                 + (f' ({", ".join(notes)})' if notes else ''))
   if at_test:
     parts.append('off at test: ' + '+'.join(at_test))
   return ', '.join(parts) or 'ProtoNet (all off)'

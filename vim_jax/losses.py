@@ -130,16 +130,25 @@ def scan_distillation(scan_frames, backbone_frames):
   return jnp.mean(jnp.square(_centred_cosines(scan_frames) - target))
 
 
+# What L_inter's gradient reaches (`config.train.inter_grad`): 'all' (the
+# alignment and, through the aligned features, the backbone) or 'alignment'
+# (the alignment's parameters only; the model then returns 'inter_logits',
+# the aligned logits computed on stop-gradient backbone maps).
+INTER_GRADS = ('all', 'alignment')
+
+
 def total_loss(outputs, episode, train_config):
   """The episode's loss and its scalar metrics.
 
   Args:
     outputs: the model's dict: 'logits' [V_q, N]; with a sampler
       'intra_logits' = (dense, selected) [V_q, N] each; with an alignment
-      'unaligned_logits' [V_q, N].
+      'unaligned_logits' [V_q, N] and, with `train.inter_grad='alignment'`,
+      'inter_logits' [V_q, N] (L_inter's aligned side, in place of
+      'logits').
     episode: one episode; 'query_labels' [V_q].
     train_config: `config.train` (mu1, mu2, inter_kl_weight,
-      scan_distill_weight).
+      scan_distill_weight; inter_grad is the model's, see `INTER_GRADS`).
 
   Returns:
     (loss, metrics): scalar 'loss', 'cls_loss', 'accuracy', and
@@ -159,7 +168,8 @@ def total_loss(outputs, episode, train_config):
     loss += train_config.scan_distill_weight * metrics['distill_loss']
   if 'unaligned_logits' in outputs:
     metrics['inter_loss'] = inter_video(
-        outputs['logits'], outputs['unaligned_logits'], labels,
+        outputs.get('inter_logits', outputs['logits']),
+        outputs['unaligned_logits'], labels,
         train_config.inter_kl_weight)
     loss += train_config.mu2 * metrics['inter_loss']
   metrics['loss'] = loss

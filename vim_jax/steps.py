@@ -90,7 +90,8 @@ def train_step(state: TrainState, batch, *, model, tx, train_config):
     def one(episode, key):
       outputs, mutated = model.apply(
           {'params': params, 'batch_stats': state.batch_stats}, episode,
-          train=True, sigma=sigma, prior=prior, rngs={'sampler': key},
+          train=True, sigma=sigma, prior=prior,
+          inter_grad=train_config.inter_grad, rngs={'sampler': key},
           mutable=['batch_stats'])
       loss, metrics = losses.total_loss(outputs, episode, train_config)
       return loss, (metrics, mutated['batch_stats'])

@@ -101,7 +101,8 @@ class FewShotModel(nn.Module):
     return videos[:, episodes_lib.dense_frame_indices(m, t)]
 
   def __call__(self, episode: dict[str, Any], *, train: bool,
-               sigma: float = 0.0, prior: float = 0.0):
+               sigma: float = 0.0, prior: float = 0.0,
+               inter_grad: str = 'all'):
     """Runs one episode.
 
     Args:
@@ -111,6 +112,11 @@ class FewShotModel(nn.Module):
       sigma: noise scale of the perturbed top-k (used by the sampler).
       prior: weight of the sampler's uniform prior on the TS scores (training
         only; `steps.prior_schedule`).
+      inter_grad: `config.train.inter_grad`. With 'alignment' (and an
+        alignment) the outputs also hold 'inter_logits': the aligned logits
+        again, from the alignment run a second time on stop-gradient
+        backbone maps, so that L_inter's gradient reaches the alignment's
+        parameters only (`losses.total_loss`).
 
     Returns:
       A dict with 'logits' [V_q, N], and 'sampler' / 'alignment' dicts of the
@@ -155,13 +161,23 @@ class FewShotModel(nn.Module):
     if uses_alignment(self.config):
       query_aligned, prototypes, outputs['alignment'] = self.alignment(
           maps[:num_support], labels, maps[num_support:], train=train)
-      distance = protonet.frame_cosine_distance(
-          query_aligned.astype(jnp.float32), prototypes.astype(jnp.float32))
-      outputs['logits'] = -self.config.logit_scale * distance
+      outputs['logits'] = self._aligned_logits(query_aligned, prototypes)
       outputs['unaligned_logits'] = unaligned  # L_inter's reference
+      if inter_grad == 'alignment':
+        fixed = jax.lax.stop_gradient(maps)
+        query_fixed, prototypes_fixed, _ = self.alignment(
+            fixed[:num_support], labels, fixed[num_support:], train=train)
+        outputs['inter_logits'] = self._aligned_logits(query_fixed,
+                                                       prototypes_fixed)
     else:
       outputs['logits'] = unaligned
     return outputs
+
+  def _aligned_logits(self, query_aligned, prototypes):
+    """Frame-wise cosine logits of aligned queries against their prototypes."""
+    distance = protonet.frame_cosine_distance(
+        query_aligned.astype(jnp.float32), prototypes.astype(jnp.float32))
+    return -self.config.logit_scale * distance
 
   def _logits(self, features, labels, num_support, scale=1.0):
     """ProtoNet logits of the queries from [V, T, C] features (support first)."""
