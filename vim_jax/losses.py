@@ -80,6 +80,12 @@ def inter_video(aligned_logits, unaligned_logits, labels, kl_weight=1.0):
   I(F~; F) = I(F~; Y) + I(F~; F | Y), minimising I(F~; F) beyond its class
   part is a distillation of p_a towards sg(p_u).
 
+  Which parameters the term trains is `train.inter_grad` (`INTER_GRADS`):
+  'all' sends its gradient through p_a to the alignment and the backbone
+  under it; 'alignment' to the alignment's parameters only (the paper
+  introduces L_inter as "an auxiliary loss for the alignment model"), so
+  that its CE part does not train the backbone a second time beside L_cls.
+
   Args:
     aligned_logits: [V_q, N].
     unaligned_logits: [V_q, N].
