@@ -329,6 +329,16 @@ def test_ablate_over_seeds(tmp_path):
     np.testing.assert_allclose(entry['vs_first'][0], np.mean(deltas),
                                atol=1e-9)
     assert ', '.join(f'{d:+.1f}' for d in deltas) in line
+    # The diagnostics: means of the seeds' test results, '-' without them.
+    for key in ablate.SEED_MEANS:
+      values = [results(s, entry['row']).get(key) for s in order]
+      if entry['row'] == 'baseline' and key != 'frames_in_span':
+        assert entry[key] is None
+      else:
+        np.testing.assert_allclose(entry[key], np.mean(values), atol=1e-9)
+    unaligned = entry['unaligned_accuracy']
+    assert line.endswith(' | - | - / - |' if unaligned is None else
+                         f' | {unaligned:.2f} | 0 / 0 |'), line
   assert summary[0]['vs_first'] == [0.0, 0.0]
   assert json.loads((workdir / 'ablation.json').read_text()) == summary
   assert (workdir / 'ablation.png').stat().st_size > 1000

@@ -286,11 +286,12 @@ def _gather(workdir, rows, make_config):
   return table
 
 
+def _number(value, fmt):
+  return '-' if value is None else format(value, fmt)
+
+
 def write_table(workdir, table, title):
   """WORKDIR/ablation.md and ablation.json."""
-  def number(value, fmt):
-    return '-' if value is None else format(value, fmt)
-
   first = table[0]['row']
   lines = [f'# {title}', '',
            f'Δ: accuracy minus row {first}\'s, with the 95% interval of the '
@@ -310,12 +311,12 @@ def write_table(workdir, table, title):
     lines.append(
         f'| {r["row"]} | {r["description"]} | {r["accuracy"]:.2f} '
         f'± {r["ci95"]:.2f} | {delta} | '
-        f'{number(r.get("frames_in_span"), ".1f")} | '
-        f'{number(r.get("alignment_cost"), ".2f")} | '
-        f'{number(r.get("unaligned_accuracy"), ".2f")} | '
-        f'{number(r.get("warps_at_bound"), ".0f")} / '
-        f'{number(r.get("offsets_at_bound"), ".0f")} | {r["train_steps"]} | '
-        f'{number(r["wall_s"], ".0f")} | {r["checkpoint"]} |')
+        f'{_number(r.get("frames_in_span"), ".1f")} | '
+        f'{_number(r.get("alignment_cost"), ".2f")} | '
+        f'{_number(r.get("unaligned_accuracy"), ".2f")} | '
+        f'{_number(r.get("warps_at_bound"), ".0f")} / '
+        f'{_number(r.get("offsets_at_bound"), ".0f")} | {r["train_steps"]} | '
+        f'{_number(r["wall_s"], ".0f")} | {r["checkpoint"]} |')
   with open(os.path.join(workdir, 'ablation.md'), 'w') as f:
     f.write('\n'.join(lines) + '\n')
   _write_json(os.path.join(workdir, 'ablation.json'), table)
@@ -376,6 +377,11 @@ def run(workdir: str, rows: Sequence[str],
   return table
 
 
+# The per-row diagnostics of `_gather` that the table over seeds averages.
+SEED_MEANS = ('frames_in_span', 'unaligned_accuracy', 'warps_at_bound',
+              'offsets_at_bound')
+
+
 def summarise_seeds(tables: dict) -> list:
   """The table over seeds from `run`'s tables, {seed: table}.
 
@@ -384,8 +390,8 @@ def summarise_seeds(tables: dict) -> list:
     'seeds', 'accuracy' and 'ci95' (mean over seeds and its 95% t
     half-width), 'seed_accuracy' (per seed), 'vs_first' ([mean, t
     half-width] over seeds of the paired difference to the first row of the
-    same seed, or None), 'seed_vs_first' (per seed) and 'frames_in_span'
-    (mean, or None).
+    same seed, or None), 'seed_vs_first' (per seed), and the means over
+    the seeds of `SEED_MEANS` (None where a seed's table lacks one).
   """
   seeds = sorted(tables)
   rows = [r['row'] for r in tables[seeds[0]]]
@@ -396,16 +402,17 @@ def summarise_seeds(tables: dict) -> list:
       raise ValueError(f'row {row}: the seeds\' tables list other rows')
     accuracy = [e['accuracy'] for e in entries]
     deltas = [e['vs_first'][0] if e['vs_first'] else None for e in entries]
-    spans = [e['frames_in_span'] for e in entries]
     mean, half = evaluate.seed_interval(accuracy)
     summary.append(dict(
         row=row, description=entries[0]['description'], seeds=seeds,
         accuracy=mean, ci95=half, seed_accuracy=accuracy,
         vs_first=(list(evaluate.seed_interval(deltas))
                   if None not in deltas else None),
-        seed_vs_first=deltas,
-        frames_in_span=(sum(spans) / len(spans) if None not in spans
-                        else None)))
+        seed_vs_first=deltas))
+    for key in SEED_MEANS:
+      values = [e.get(key) for e in entries]
+      summary[-1][key] = (None if None in values
+                          else sum(values) / len(values))
   return summary
 
 
@@ -417,11 +424,13 @@ def write_seed_table(workdir, summary, title):
            'Accuracy: mean over the seeds ± the 95% t-interval over the '
            f'seeds. Δ: accuracy minus row {first}\'s of the same seed '
            '(paired over the same test episodes), mean over the seeds ± its '
-           't-interval. Per seed: in the order of the seeds. In span: mean '
-           '% of the frames used that lie inside the action.', '',
+           't-interval. Per seed: in the order of the seeds. In span, '
+           'unaligned, at bound: means over the seeds of the single-seed '
+           'tables\' columns.', '',
            '| row | what is on | test accuracy (%) | per seed | '
-           f'Δ vs {first} | Δ per seed | in span (%) |',
-           '|---|---|---|---|---|---|---|']
+           f'Δ vs {first} | Δ per seed | in span (%) | unaligned (%) | '
+           'at bound TT / SC (%) |',
+           '|---|---|---|---|---|---|---|---|---|']
   for r in summary:
     per_seed = ', '.join(f'{a:.1f}' for a in r['seed_accuracy'])
     if r['vs_first'] is None:
@@ -429,11 +438,13 @@ def write_seed_table(workdir, summary, title):
     else:
       delta = '{:+.2f} ± {:.2f}'.format(*r['vs_first'])
       per_delta = ', '.join(f'{d:+.1f}' for d in r['seed_vs_first'])
-    span = ('-' if r['frames_in_span'] is None
-            else f'{r["frames_in_span"]:.1f}')
+    means = (_number(r['frames_in_span'], '.1f'),
+             _number(r['unaligned_accuracy'], '.2f'),
+             _number(r['warps_at_bound'], '.0f'),
+             _number(r['offsets_at_bound'], '.0f'))
     lines.append(f'| {r["row"]} | {r["description"]} | {r["accuracy"]:.2f} '
                  f'± {r["ci95"]:.2f} | {per_seed} | {delta} | {per_delta} | '
-                 f'{span} |')
+                 '{} | {} | {} / {} |'.format(*means))
   with open(os.path.join(workdir, 'ablation.md'), 'w') as f:
     f.write('\n'.join(lines) + '\n')
   _write_json(os.path.join(workdir, 'ablation.json'), summary)
