@@ -166,10 +166,9 @@ def get_config(arg=None):
   train.scan_distill_weight = 0.0
   # beta of L_inter = CE - beta KL(p_unaligned || p_aligned) (vim_jax/losses.py)
   train.inter_kl_weight = 1.0
-  # What L_inter's gradient reaches (vim_jax/losses.py `INTER_GRADS`): 'all'
-  # (the alignment and the backbone under it) or 'alignment' (the alignment's
-  # own parameters only: the paper's "auxiliary loss for the alignment
-  # model"; L_cls alone trains the backbone).
+  # What L_inter's gradient reaches (`few_shot.INTER_GRADS`): 'all' (the
+  # alignment and the backbone under it) or 'alignment' (the alignment's own
+  # parameters only; L_cls alone trains the backbone).
   train.inter_grad = 'all'
   train.log_every = 50
   train.checkpoint_every = 1000

@@ -331,6 +331,15 @@ def test_inter_gradient_to_the_alignment_only(model_grads):
     np.testing.assert_allclose(grad, full, rtol=1e-4, atol=1e-6)
 
 
+def test_bad_inter_grad_is_an_error():
+  config = vim_config.get_config('row=alignment,base=test')
+  model = few_shot.FewShotModel(config.model, way=config.data.way)
+  with pytest.raises(ValueError, match=r"inter_grad='backbone'.*not one of"):
+    jax.eval_shape(lambda ep: model.init(
+        {'params': jax.random.PRNGKey(0), 'sampler': jax.random.PRNGKey(1)},
+        ep, train=True, inter_grad='backbone'), random_episode(config))
+
+
 def test_distillation_gradient_reaches_the_scan_net_only(model_grads):
   distill = model_grads[2]
   for name, grad in distill['sampler']['scan'].items():

@@ -80,7 +80,7 @@ def inter_video(aligned_logits, unaligned_logits, labels, kl_weight=1.0):
   I(F~; F) = I(F~; Y) + I(F~; F | Y), minimising I(F~; F) beyond its class
   part is a distillation of p_a towards sg(p_u).
 
-  Which parameters the term trains is `train.inter_grad` (`INTER_GRADS`):
+  Which parameters the term trains is `train.inter_grad`:
   'all' sends its gradient through p_a to the alignment and the backbone
   under it; 'alignment' to the alignment's parameters only (the paper
   introduces L_inter as "an auxiliary loss for the alignment model"), so
@@ -136,13 +136,6 @@ def scan_distillation(scan_frames, backbone_frames):
   return jnp.mean(jnp.square(_centred_cosines(scan_frames) - target))
 
 
-# What L_inter's gradient reaches (`config.train.inter_grad`): 'all' (the
-# alignment and, through the aligned features, the backbone) or 'alignment'
-# (the alignment's parameters only; the model then returns 'inter_logits',
-# the aligned logits computed on stop-gradient backbone maps).
-INTER_GRADS = ('all', 'alignment')
-
-
 def total_loss(outputs, episode, train_config):
   """The episode's loss and its scalar metrics.
 
@@ -154,7 +147,7 @@ def total_loss(outputs, episode, train_config):
       'logits').
     episode: one episode; 'query_labels' [V_q].
     train_config: `config.train` (mu1, mu2, inter_kl_weight,
-      scan_distill_weight; inter_grad is the model's, see `INTER_GRADS`).
+      scan_distill_weight).
 
   Returns:
     (loss, metrics): scalar 'loss', 'cls_loss', 'accuracy', and

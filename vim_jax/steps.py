@@ -85,13 +85,16 @@ def train_step(state: TrainState, batch, *, model, tx, train_config):
   sigma = sigma_schedule(train_config, state.step)
   prior = prior_schedule(train_config, state.step)
   keys = episode_keys(state.rng, batch['index'])
+  # The routed second alignment pass only matters when L_inter is weighed
+  # (its metric is the same value either way).
+  inter_grad = train_config.inter_grad if train_config.mu2 else 'all'
 
   def loss_fn(params):
     def one(episode, key):
       outputs, mutated = model.apply(
           {'params': params, 'batch_stats': state.batch_stats}, episode,
-          train=True, sigma=sigma, prior=prior,
-          inter_grad=train_config.inter_grad, rngs={'sampler': key},
+          train=True, sigma=sigma, prior=prior, inter_grad=inter_grad,
+          rngs={'sampler': key},
           mutable=['batch_stats'])
       loss, metrics = losses.total_loss(outputs, episode, train_config)
       return loss, (metrics, mutated['batch_stats'])

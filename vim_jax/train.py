@@ -28,7 +28,6 @@ import tensorflow as tf
 from input_pipeline import datasets
 from input_pipeline import episodes as episodes_lib
 from vim_jax import evaluate
-from vim_jax import losses
 from vim_jax import parallel
 from vim_jax import pretrain
 from vim_jax import pretrained
@@ -80,10 +79,10 @@ def check_config(config, workdir: str, num_devices: int):
       raise ValueError(
           f'config.{field}={value} must be a multiple of the {num_devices} '
           'devices.')
-  if train.inter_grad not in losses.INTER_GRADS:
+  if train.inter_grad not in few_shot.INTER_GRADS:
     raise ValueError(
         f'config.train.inter_grad={train.inter_grad!r} is not one of '
-        f'{losses.INTER_GRADS}.')
+        f'{few_shot.INTER_GRADS}.')
   if config.parallel not in parallel.KINDS:
     raise ValueError(
         f'config.parallel={config.parallel!r} is not one of {parallel.KINDS}.')

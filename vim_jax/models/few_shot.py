@@ -19,6 +19,8 @@ from vim_jax.models import resnet
 from vim_jax.models import sampler as sampler_lib
 from vim_jax.models import switches
 
+# What L_inter's gradient reaches (`config.train.inter_grad`; `__call__`).
+INTER_GRADS = ('all', 'alignment')
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32) * 255
 
@@ -126,6 +128,9 @@ class FewShotModel(nn.Module):
       backbone [V, T, C] features of the selected frames); with the
       alignment 'unaligned_logits' [V_q, N].
     """
+    if inter_grad not in INTER_GRADS:
+      raise ValueError(f'inter_grad={inter_grad!r} (config.train.inter_grad) '
+                       f'is not one of {INTER_GRADS}.')
     dtype = jnp.dtype(self.config.dtype)
     num_support = episode['support'].shape[0]
     labels = episode['support_labels']
