@@ -159,12 +159,22 @@ def get_config(arg=None):
   # TS's uniform prior falls from 1 to 0 over these steps (0: none; see
   # vim_jax/models/sampler.py). For training from scratch.
   train.uniform_prior_steps = 0
+  # L_cls over an episode's queries (vim_jax/losses.py): 'sum' is the
+  # authors' code, where the MI terms are means, so mu1 and mu2 weigh them
+  # against L_cls as the paper's Table 16 does; 'mean' divides L_cls (and
+  # its gradient) by V_q, and with it the step size the lr gives it.
+  train.cls_reduction = 'sum'
   train.mu1 = 0.5  # weight of L_intra
   train.mu2 = 1.0  # weight of L_inter
   # Weight of the scan net's distillation from the backbone (not in the
   # paper; vim_jax/losses.py `scan_distillation`).
   train.scan_distill_weight = 0.0
-  # beta of L_inter = CE - beta KL(p_unaligned || p_aligned) (vim_jax/losses.py)
+  # L_inter's estimator (vim_jax/losses.py): 'features' (the authors' code:
+  # KL of the query frames' channel distributions after the alignment from
+  # before it, minimised) or 'prediction' (VSD on class distributions:
+  # CE - beta KL(p_unaligned || p_aligned), beta = inter_kl_weight).
+  train.inter_estimator = 'features'
+  train.inter_temperature = 1.0  # of the 'features' channel softmaxes
   train.inter_kl_weight = 1.0
   # What L_inter's gradient reaches (`few_shot.INTER_GRADS`): 'all' (the
   # alignment and the backbone under it) or 'alignment' (the alignment's own

@@ -61,6 +61,7 @@ def get_config(arg=None):
   config.train.scan_distill_weight = 10.0
 
   train = config.train
+  train.cls_reduction = 'mean'
   train.num_steps = 300
   train.episodes_per_step = 2
   train.lr = 0.05

@@ -31,6 +31,7 @@ def get_config(arg=None):
   config.model.alignment.offset_hidden = 8
 
   train = config.train
+  train.cls_reduction = 'mean'
   train.num_steps = 4
   train.episodes_per_step = 4
   train.lr = 0.05

@@ -1,23 +1,41 @@
 """Training objective L = L_cls + mu1 L_intra + mu2 L_inter (paper Eq. 34).
 
-The two mutual-information terms are estimated as in variational
-self-distillation (VSD, Tian et al. 2021): through predictive class
-distributions over the episode's N classes, each the softmax of ProtoNet
-logits (negative frame-wise cosine distances to the class prototypes).
+L_intra is estimated as in variational self-distillation (VSD, Tian et al.
+2021), through predictive class distributions over the episode's N classes,
+each the softmax of ProtoNet logits (negative frame-wise cosine distances to
+the class prototypes). L_inter has two estimators (`INTER_ESTIMATORS`,
+`config.train.inter_estimator`): 'features', the authors' released one
+(channel distributions of the query's frame features before and after the
+alignment), and 'prediction', the same VSD reading through class
+distributions.
+
+L_cls is reduced over an episode's queries by `config.train.cls_reduction`
+(`CLS_REDUCTIONS`): 'mean', or 'sum' as in the authors' code, where the MI
+terms stay means, so that 'sum' weighs L_cls V_q times more against them at
+the same mu1, mu2.
 """
 import jax
 import jax.numpy as jnp
 import optax
 
 
-def classification(logits, labels):
-  """L_cls (Eq. 24), averaged over queries, and the accuracy.
+INTER_ESTIMATORS = ('features', 'prediction')
+CLS_REDUCTIONS = ('mean', 'sum')
+
+
+def classification(logits, labels, reduction='mean'):
+  """L_cls (Eq. 24), reduced over queries, and the accuracy.
 
   Args:
     logits: [V_q, N].
     labels: [V_q] int labels.
+    reduction: 'mean' or 'sum' over the queries (`CLS_REDUCTIONS`).
   """
-  loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+  if reduction not in CLS_REDUCTIONS:
+    raise ValueError(f'reduction={reduction!r} (config.train.cls_reduction) '
+                     f'is not one of {CLS_REDUCTIONS}.')
+  loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+  loss = loss.sum() if reduction == 'sum' else loss.mean()
   accuracy = jnp.mean(jnp.argmax(logits, -1) == labels)
   return loss, accuracy
 
@@ -50,13 +68,15 @@ def intra_video(dense_logits, selected_logits):
 
   Args:
     dense_logits: [V_q, N] from the M dense frames' scan features.
-    selected_logits: [V_q, N] from the T selected frames' scan features.
+    selected_logits: [V_q, N] from the scan features of the T frames the
+      sampler produced (selected, and amplified with SA).
   """
   return kl_divergence(jax.lax.stop_gradient(dense_logits), selected_logits)
 
 
 def inter_video(aligned_logits, unaligned_logits, labels, kl_weight=1.0):
-  """L_inter (Eq. 29-33) = -(I(Y; F~_q) - I(F~_q; F_q)).
+  """L_inter (Eq. 29-33) = -(I(Y; F~_q) - I(F~_q; F_q)), the 'prediction'
+  estimator.
 
   VSD estimates through the predictive distributions p_a = p(y | F~_q)
   (aligned query, the model's logits) and p_u = p(y | F_q) (unaligned query
@@ -95,6 +115,37 @@ def inter_video(aligned_logits, unaligned_logits, labels, kl_weight=1.0):
   ce, _ = classification(aligned_logits, labels)
   return ce - kl_weight * kl_divergence(
       jax.lax.stop_gradient(unaligned_logits), aligned_logits)
+
+
+def inter_video_features(aligned_query, unaligned_query, temperature=1.0):
+  """L_inter's I(F~_q; F_q) term, estimated on features (the authors' code).
+
+  Each query frame's spatially pooled feature is read as a distribution over
+  its D channels, p = softmax(f / temperature), before the alignment (F_q,
+  a stop-gradient target) and after it against each class (F~_q):
+
+    L_inter = mean_{q, n} sum_t KL( p(F~_q[q, n, t]) || sg p(F_q[q, t]) ).
+
+  Eq. 33 adds +I(F~_q; F_q) to the loss, so this term is minimised. It is
+  never negative and is exactly 0 when the aligned features equal the
+  unaligned ones, so it holds the alignment near the identity unless L_cls
+  pays for moving it, and it cannot push a warp or an offset to its bound.
+  The class term I(Y; F~_q) of Eq. 33 adds no gradient in the authors' code
+  (its logits are detached); L_cls on the aligned logits carries it.
+
+  Args:
+    aligned_query: [V_q, N, T, D] query features after the alignment.
+    unaligned_query: [V_q, T, D] the same queries' features before it.
+    temperature: of the channel softmaxes.
+  """
+  log_aligned = jax.nn.log_softmax(
+      aligned_query.astype(jnp.float32) / temperature, -1)
+  log_unaligned = jax.nn.log_softmax(
+      jax.lax.stop_gradient(unaligned_query).astype(jnp.float32)[:, None]
+      / temperature, -1)
+  kl = optax.losses.kl_divergence_with_log_targets(log_unaligned, log_aligned)
+  # KL >= 0; the floor only removes float rounding below 0.
+  return jnp.maximum(kl, 0.0).sum(-1).mean()
 
 
 def _centred_cosines(frames):
@@ -142,12 +193,13 @@ def total_loss(outputs, episode, train_config):
   Args:
     outputs: the model's dict: 'logits' [V_q, N]; with a sampler
       'intra_logits' = (dense, selected) [V_q, N] each; with an alignment
-      'unaligned_logits' [V_q, N] and, with `train.inter_grad='alignment'`,
-      'inter_logits' [V_q, N] (L_inter's aligned side, in place of
-      'logits').
+      'unaligned_logits' [V_q, N], 'aligned_query' [V_q, N, T, D],
+      'alignment' (its aux, with 'query_unaligned' [V_q, T, D]) and, with
+      `train.inter_grad='alignment'`, 'inter_logits' and 'inter_query'
+      (L_inter's aligned side, in place of 'logits' and 'aligned_query').
     episode: one episode; 'query_labels' [V_q].
-    train_config: `config.train` (mu1, mu2, inter_kl_weight,
-      scan_distill_weight).
+    train_config: `config.train` (cls_reduction, mu1, mu2, inter_estimator,
+      inter_temperature, inter_kl_weight, scan_distill_weight).
 
   Returns:
     (loss, metrics): scalar 'loss', 'cls_loss', 'accuracy', and
@@ -156,7 +208,8 @@ def total_loss(outputs, episode, train_config):
     their weight is 0).
   """
   labels = episode['query_labels']
-  cls_loss, accuracy = classification(outputs['logits'], labels)
+  cls_loss, accuracy = classification(outputs['logits'], labels,
+                                      train_config.cls_reduction)
   loss = cls_loss
   metrics = dict(cls_loss=cls_loss, accuracy=accuracy)
   if 'intra_logits' in outputs:
@@ -166,10 +219,20 @@ def total_loss(outputs, episode, train_config):
     metrics['distill_loss'] = scan_distillation(*outputs['distill_frames'])
     loss += train_config.scan_distill_weight * metrics['distill_loss']
   if 'unaligned_logits' in outputs:
-    metrics['inter_loss'] = inter_video(
-        outputs.get('inter_logits', outputs['logits']),
-        outputs['unaligned_logits'], labels,
-        train_config.inter_kl_weight)
+    estimator = train_config.inter_estimator
+    if estimator == 'features':
+      metrics['inter_loss'] = inter_video_features(
+          outputs.get('inter_query', outputs['aligned_query']),
+          outputs['alignment']['query_unaligned'],
+          train_config.inter_temperature)
+    elif estimator == 'prediction':
+      metrics['inter_loss'] = inter_video(
+          outputs.get('inter_logits', outputs['logits']),
+          outputs['unaligned_logits'], labels,
+          train_config.inter_kl_weight)
+    else:
+      raise ValueError(f'config.train.inter_estimator={estimator!r} is not '
+                       f'one of {INTER_ESTIMATORS}.')
     loss += train_config.mu2 * metrics['inter_loss']
   metrics['loss'] = loss
   return loss, metrics

@@ -88,12 +88,16 @@ def train_step(state: TrainState, batch, *, model, tx, train_config):
   # The routed second alignment pass only matters when L_inter is weighed
   # (its metric is the same value either way).
   inter_grad = train_config.inter_grad if train_config.mu2 else 'all'
+  # L_intra's inputs (a second scan of the amplified frames) only when it
+  # is weighed.
+  intra = bool(train_config.mu1)
 
   def loss_fn(params):
     def one(episode, key):
       outputs, mutated = model.apply(
           {'params': params, 'batch_stats': state.batch_stats}, episode,
           train=True, sigma=sigma, prior=prior, inter_grad=inter_grad,
+          intra=intra,
           rngs={'sampler': key},
           mutable=['batch_stats'])
       loss, metrics = losses.total_loss(outputs, episode, train_config)

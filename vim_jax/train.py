@@ -28,6 +28,7 @@ import tensorflow as tf
 from input_pipeline import datasets
 from input_pipeline import episodes as episodes_lib
 from vim_jax import evaluate
+from vim_jax import losses
 from vim_jax import parallel
 from vim_jax import pretrain
 from vim_jax import pretrained
@@ -83,6 +84,16 @@ def check_config(config, workdir: str, num_devices: int):
     raise ValueError(
         f'config.train.inter_grad={train.inter_grad!r} is not one of '
         f'{few_shot.INTER_GRADS}.')
+  for field, value, allowed in [
+      ('train.inter_estimator', train.inter_estimator,
+       losses.INTER_ESTIMATORS),
+      ('train.cls_reduction', train.cls_reduction, losses.CLS_REDUCTIONS)]:
+    if value not in allowed:
+      raise ValueError(
+          f'config.{field}={value!r} is not one of {allowed}.')
+  if train.inter_temperature <= 0:
+    raise ValueError(f'config.train.inter_temperature='
+                     f'{train.inter_temperature} must be positive.')
   if config.parallel not in parallel.KINDS:
     raise ValueError(
         f'config.parallel={config.parallel!r} is not one of {parallel.KINDS}.')

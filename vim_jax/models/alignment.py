@@ -324,13 +324,14 @@ class ActionAlignment(nn.Module):
     return (tuple(switches.in_force(self.config, n, train) for n in names),
             tuple(switches.ever_on(self.config, n) for n in names))
 
-  def _pool_pairs(self, raw_offsets, size, train):
+  def _pool_pairs(self, raw_offsets, size, train, rng):
     """Pooling weights of the support (+o) and query (-o) for every pair.
 
     Args:
       raw_offsets: [V_q, N, T, 2] tanh outputs.
       size: (h, w).
       train: adds the perturbations.
+      rng: their key; None draws one from the 'sampler' stream.
 
     Returns:
       offsets [V_q, N, T, 2] in cells, weights_s and weights_q
@@ -341,8 +342,9 @@ class ActionAlignment(nn.Module):
     offsets = raw_offsets * (cfg.max_shift * side)  # [V_q, N, T, 2] cells
     every = offsets[None]  # [1 + P, V_q, N, T, 2]
     if train and cfg.perturbations > 0 and cfg.perturbation_scale > 0:
-      noise = jax.random.normal(
-          self.make_rng('sampler'), (cfg.perturbations,) + offsets.shape)
+      if rng is None:
+        rng = self.make_rng('sampler')
+      noise = jax.random.normal(rng, (cfg.perturbations,) + offsets.shape)
       every = jnp.concatenate(
           [every, offsets + noise * (cfg.perturbation_scale * side)])
     weights_s = pooling_weights(every, size).mean(0)
@@ -350,7 +352,8 @@ class ActionAlignment(nn.Module):
     return offsets, weights_s, weights_q
 
   @nn.compact
-  def __call__(self, support, support_labels, query, *, train: bool):
+  def __call__(self, support, support_labels, query, *, train: bool,
+               rng=None):
     """Aligns every (query, class prototype) pair of one episode.
 
     Args:
@@ -358,6 +361,8 @@ class ActionAlignment(nn.Module):
       support_labels: [V_s] int labels in 0..way-1.
       query: [V_q, T, h, w, C] query maps.
       train: training mode (SC perturbations, `test_*` switches ignored).
+      rng: key of the SC perturbations in training; None draws one from
+        the 'sampler' stream. Two calls with one key perturb alike.
 
     Returns:
       query_aligned [V_q, N, T, D] and prototype_aligned [V_q, N, T, D]
@@ -449,7 +454,7 @@ class ActionAlignment(nn.Module):
         raw_offsets = predictor(proto_maps, query_maps,
                                 attention if rearrange else None)
         offsets, weights_s, weights_q = self._pool_pairs(
-            raw_offsets, size, train)
+            raw_offsets, size, train, rng)
         proto_out = pool_maps(weights_s, proto_maps, 'qnthw,nthwd->qntd')
         if rearrange:
           # Fold the query's masks into its time mixing: [V_q, N, T, T, h, w].
@@ -469,7 +474,7 @@ class ActionAlignment(nn.Module):
       if coordinate:
         raw_offsets = predictor(proto_maps, query_maps)
         offsets, weights_s, weights_q = self._pool_pairs(
-            raw_offsets, size, train)
+            raw_offsets, size, train, rng)
         proto_out = pool_maps(weights_s, proto_maps, 'qnthw,nthwd->qntd')
         query_out = pool_maps(weights_q, query_maps, 'qnthw,qthwd->qntd')
       else:

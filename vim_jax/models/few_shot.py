@@ -104,7 +104,7 @@ class FewShotModel(nn.Module):
 
   def __call__(self, episode: dict[str, Any], *, train: bool,
                sigma: float = 0.0, prior: float = 0.0,
-               inter_grad: str = 'all'):
+               inter_grad: str = 'all', intra: bool = False):
     """Runs one episode.
 
     Args:
@@ -115,18 +115,24 @@ class FewShotModel(nn.Module):
       prior: weight of the sampler's uniform prior on the TS scores (training
         only; `steps.prior_schedule`).
       inter_grad: `config.train.inter_grad`. With 'alignment' (and an
-        alignment) the outputs also hold 'inter_logits': the aligned logits
-        again, from the alignment run a second time on stop-gradient
+        alignment) the outputs also hold 'inter_logits' and 'inter_query':
+        the aligned logits and query features again, from the alignment run
+        a second time, with the same SC perturbations, on stop-gradient
         backbone maps, so that L_inter's gradient reaches the alignment's
         parameters only (`losses.total_loss`).
+      intra: compute L_intra's inputs 'intra_logits' (with a sampler): the
+        scan features of the frames the sampler produced, amplified ones
+        rescanned (`VideoSampler`'s `rescan`), against the dense frames'.
 
     Returns:
       A dict with 'logits' [V_q, N], and 'sampler' / 'alignment' dicts of the
       modules' auxiliary outputs when they are on. With the sampler also the
       inputs of its training terms (vim_jax/losses.py): 'intra_logits'
-      (dense, selected) [V_q, N] and 'distill_frames' (scan [V, T, c],
-      backbone [V, T, C] features of the selected frames); with the
-      alignment 'unaligned_logits' [V_q, N].
+      (dense, selected) [V_q, N] (with `intra`) and 'distill_frames' (scan
+      [V, T, c], backbone [V, T, C] features of the selected frames); with
+      the alignment 'unaligned_logits' [V_q, N] and 'aligned_query'
+      [V_q, N, T, D] (the unaligned query features are
+      outputs['alignment']['query_unaligned']).
     """
     if inter_grad not in INTER_GRADS:
       raise ValueError(f'inter_grad={inter_grad!r} (config.train.inter_grad) '
@@ -139,15 +145,17 @@ class FewShotModel(nn.Module):
       support, query, outputs['sampler'] = self.sampler(
           normalise(episode['support'], dtype), labels,
           normalise(episode['query'], dtype), train=train, sigma=sigma,
-          prior=prior)
+          prior=prior, rescan=intra)
       videos = jnp.concatenate([support, query], 0)
-      # L_intra's predictions from scan features, dense vs selected frames;
-      # one pooled vector per video, weighted like a T-frame distance so that
-      # both predictions are as sharp as the model's own logits can be.
-      outputs['intra_logits'] = tuple(
-          self._logits(outputs['sampler'][key][:, None], labels, num_support,
-                       scale=self.config.frames)
-          for key in ('scan_dense', 'scan_selected'))
+      if intra:
+        # L_intra's predictions from scan features, dense vs produced
+        # frames; one pooled vector per video, weighted like a T-frame
+        # distance so that both predictions are as sharp as the model's own
+        # logits can be.
+        outputs['intra_logits'] = tuple(
+            self._logits(outputs['sampler'][key][:, None], labels,
+                         num_support, scale=self.config.frames)
+            for key in ('scan_dense', 'scan_selected'))
     else:
       videos = jnp.concatenate([episode['support'], episode['query']], 0)
       videos = normalise(self.select_frames(videos), dtype)
@@ -164,16 +172,25 @@ class FewShotModel(nn.Module):
       outputs['distill_frames'] = (scan_frames, features)
     unaligned = self._logits(features, labels, num_support)
     if uses_alignment(self.config):
+      # One key for both passes: the routed pass perturbs SC alike.
+      cfg = self.config.alignment
+      perturbs = (train and switches.in_force(cfg, 'spatial', train)
+                  and cfg.perturbations > 0 and cfg.perturbation_scale > 0)
+      rng = self.make_rng('sampler') if perturbs else None
       query_aligned, prototypes, outputs['alignment'] = self.alignment(
-          maps[:num_support], labels, maps[num_support:], train=train)
+          maps[:num_support], labels, maps[num_support:], train=train,
+          rng=rng)
       outputs['logits'] = self._aligned_logits(query_aligned, prototypes)
+      outputs['aligned_query'] = query_aligned
       outputs['unaligned_logits'] = unaligned  # L_inter's reference
       if inter_grad == 'alignment':
         fixed = jax.lax.stop_gradient(maps)
         query_fixed, prototypes_fixed, _ = self.alignment(
-            fixed[:num_support], labels, fixed[num_support:], train=train)
+            fixed[:num_support], labels, fixed[num_support:], train=train,
+            rng=rng)
         outputs['inter_logits'] = self._aligned_logits(query_fixed,
                                                        prototypes_fixed)
+        outputs['inter_query'] = query_fixed
     else:
       outputs['logits'] = unaligned
     return outputs

@@ -279,6 +279,14 @@ def _select(videos, indicators, indices, soft):
   return jax.vmap(lambda x, i: x[i])(videos, indices)
 
 
+def _resize(frames, size):
+  """[B, H, W, 3] -> [B, size, size, 3], bilinear (as is at that size)."""
+  if frames.shape[1:3] == (size, size):
+    return frames
+  return jax.image.resize(frames, (frames.shape[0], size, size, 3),
+                          'bilinear')
+
+
 def _unit(x):
   """x / |x|, guarded."""
   return x / jnp.maximum(jnp.linalg.norm(x), 1e-6)
@@ -333,7 +341,7 @@ class VideoSampler(nn.Module):
 
   @nn.compact
   def __call__(self, support, support_labels, query, *, train: bool,
-               sigma=0.0, prior=0.0):
+               sigma=0.0, prior=0.0, rescan=False):
     """Samples T frames of every support and query video of one episode.
 
     Args:
@@ -353,6 +361,12 @@ class VideoSampler(nn.Module):
         leaves the scores alone. With `spatial_prior` SA amplifies by
         `(1 - lambda) a + lambda` instead of the min-max saliency a, so
         lambda = 1 is the identity warp (uniform sampling in space too).
+      rescan: with SA in force, 'scan_selected' are the scan features of the
+        amplified frames, scanned again (the frames the backbone sees,
+        X = Sampler(X_D) of Eq. 27), so that L_intra reaches SA and w_s;
+        otherwise, and without SA, the selection of the dense frames' scan
+        features. The second scan runs the scan net's batch norm in the same
+        mode (in training it also updates the running statistics).
 
     Returns:
       (support_frames [V_s, T, H, W, 3], query_frames [V_q, T, H, W, 3], aux)
@@ -361,7 +375,7 @@ class VideoSampler(nn.Module):
       uniform sampling; normalised motion for MGSampler), 'saliency'
       [V, T, h, w] in [0, 1] (zeros without SA), 'scan_frames' [V, M, c]
       (the pooled maps of every dense frame), 'scan_dense' [V, c] and
-      'scan_selected' [V, c].
+      'scan_selected' [V, c] (see `rescan`).
     """
     del support_labels
     cfg = self.config
@@ -401,9 +415,9 @@ class VideoSampler(nn.Module):
         parent=None).clone(
             parent=self, name='scan', **dict(cfg.get('scan_kwargs') or {}))
     size = cfg.scan_size
-    small = videos.reshape((v * m, height, width, 3)).astype(self.dtype)
-    if (height, width) != (size, size):
-      small = jax.image.resize(small, (v * m, size, size, 3), 'bilinear')
+    frames_hw = (height, width, 3)
+    small = _resize(videos.reshape((v * m,) + frames_hw).astype(self.dtype),
+                    size)
     maps = scan(small, train=train)
     maps = maps.reshape((v, m) + maps.shape[1:]).astype(jnp.float32)
     c = maps.shape[-1]  # maps [V, M, h, w, c]
@@ -495,6 +509,11 @@ class VideoSampler(nn.Module):
         saliency = (1.0 - prior) * saliency + prior
       selected = amplify(selected.astype(jnp.float32), saliency,
                          floor=cfg.saliency_floor)
+      if rescan:
+        amplified = scan(_resize(selected.reshape((v * t,) + frames_hw),
+                                 size).astype(self.dtype), train=train)
+        scan_selected = amplified.astype(jnp.float32).mean((1, 2)).reshape(
+            v, t, c).mean(1)
 
     selected = selected.astype(self.dtype)
     aux = dict(indices=indices, indicators=indicators, scores=scores,
