@@ -180,6 +180,9 @@ def get_config(arg=None):
   # alignment and the backbone under it) or 'alignment' (the alignment's own
   # parameters only; L_cls alone trains the backbone).
   train.inter_grad = 'all'
+  # Also log each weighted loss term's gradient norm in each module (one
+  # more backward pass per term; vim_jax/steps.py `train_step`).
+  train.term_grad_norms = False
   train.log_every = 50
   train.checkpoint_every = 1000
   train.keep_checkpoints = 3

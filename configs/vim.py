@@ -2,9 +2,10 @@
 
 `get_config('row=ROW,base=BASE,way=N,shot=K,query=Q')` is the base config
 (configs/synthetic.py; configs/test.py with base=test; configs/default.py with
-base=default) with the overrides of one row of `ROWS`. The base has every
-module off (ProtoNet: T uniform frames, no alignment) and mu1 = 0.5, mu2 = 1
-(the paper's best weights, Table 16). way/shot/query default to the base's.
+base=default) with every module switched off (ProtoNet: T uniform frames, no
+alignment; `MODULES_OFF`), then the overrides of one row of `ROWS`. Every
+other field, the MI estimators and the loss reduction included, is the
+base's. way/shot/query default to the base's.
 
 Rows (TS temporal selector, SA spatial amplifier, Ada task-adaptive learner,
 TT temporal transformation, TR temporal rearrangement, TC = TT + TR, SC
@@ -136,6 +137,13 @@ def apply_overrides(config, overrides):
   return config
 
 
+# Applied before a row's overrides: the base may be full VIM.
+MODULES_OFF = {'model.sampler.enabled': False,
+               'model.alignment.transform': False,
+               'model.alignment.rearrange': False,
+               'model.alignment.spatial': False}
+
+
 def get_config(arg=None):
   """The base config with one row's overrides (see the module docstring)."""
   args = default.parse_arg(arg, row='full', base='synthetic', way=0, shot=0,
@@ -149,4 +157,4 @@ def get_config(arg=None):
   episode = ','.join(f'{key}={args[key]}' for key in ('way', 'shot', 'query')
                      if args[key])
   config = BASES[args['base']].get_config(episode or None)
-  return apply_overrides(config, ROWS[args['row']])
+  return apply_overrides(config, {**MODULES_OFF, **ROWS[args['row']]})

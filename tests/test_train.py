@@ -115,6 +115,12 @@ def test_resume_after_kill(full_run, data_dir, tmp_path):
     (['--config.parallel=tpu'], "config.parallel='tpu'"),
     (['--config.train.inter_grad=backbone'],
      "config.train.inter_grad='backbone' is not one of"),
+    (['--config.train.inter_estimator=logits'],
+     "config.train.inter_estimator='logits' is not one of"),
+    (['--config.train.cls_reduction=max'],
+     "config.train.cls_reduction='max' is not one of"),
+    (['--config.train.inter_temperature=0'],
+     "config.train.inter_temperature=0.0 must be positive"),
 ])
 def test_bad_config_fails_before_training(args, message, data_dir, tmp_path):
   proc = _main(tmp_path / 'w', data_dir, *args, check=False)

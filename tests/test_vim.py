@@ -344,3 +344,37 @@ def test_ablate_over_seeds(tmp_path):
   assert (workdir / 'ablation.png').stat().st_size > 1000
   with pytest.raises(ValueError, match='twice'):
     ablate.run_seeds(str(workdir), rows, make, [0, 0])
+
+
+def test_gradient_norms_per_module_and_term():
+  """The logged gradient norms: per module against the first SGD update
+  (update = -lr (g + wd p) with zero momentum), per term against each
+  other (the triangle inequality, and exact zeros where a term cannot
+  reach)."""
+  config = vim_config.get_config('row=full,base=test')
+  config.train.term_grad_norms = True
+  config.train.scan_distill_weight = 1.0
+  state, metrics, init = _train(config, jax.devices()[:1], 1)
+  m, train_config = metrics[0], config.train
+  for module in ('backbone', 'alignment'):
+    grad = jax.tree.map(
+        lambda new, old: (old - new) / train_config.lr
+        - train_config.weight_decay * old,
+        state.params[module], init.params[module])
+    np.testing.assert_allclose(
+        m[f'grad_norm_{module}'],
+        np.sqrt(sum(np.sum(np.square(g)) for g in jax.tree.leaves(grad))),
+        rtol=2e-3)
+  for module in ('backbone', 'scan', 'sampler', 'alignment'):
+    total = m[f'grad_norm_{module}']
+    terms = [m[f'grad_{t}_{module}'] for t in steps.TERM_WEIGHTS]
+    assert total <= sum(terms) * (1 + 1e-5), (module, total, terms)
+  # L_intra trains the sampler only, the distillation the scan net only, and
+  # L_inter (routed through everything by default) reaches the alignment.
+  assert m['grad_intra_loss_backbone'] == 0.0
+  assert m['grad_intra_loss_alignment'] == 0.0
+  assert m['grad_intra_loss_sampler'] > 0
+  assert m['grad_distill_loss_backbone'] == 0.0
+  assert m['grad_distill_loss_sampler'] == 0.0
+  assert m['grad_distill_loss_scan'] > 0
+  assert m['grad_inter_loss_alignment'] > 0

@@ -75,12 +75,32 @@ def episode_keys(base, index):
   return jax.vmap(lambda i: jax.random.fold_in(base, i))(index)
 
 
+# The weighted terms of `losses.total_loss`: metric name -> weight field.
+TERM_WEIGHTS = {'cls_loss': None, 'intra_loss': 'mu1', 'inter_loss': 'mu2',
+                'distill_loss': 'scan_distill_weight'}
+
+
+def module_norms(grads, prefix):
+  """{prefix_MODULE: global norm} over the top-level modules of `grads`
+  (the sampler split into its scan net and the rest)."""
+  parts = dict(grads)
+  if 'sampler' in parts:
+    sampler = dict(parts.pop('sampler'))
+    parts['scan'] = sampler.pop('scan', {})
+    parts['sampler'] = sampler
+  return {f'{prefix}_{name}': optax.tree.norm(tree)
+          for name, tree in parts.items()}
+
+
 def train_step(state: TrainState, batch, *, model, tx, train_config):
   """One update on this device's episodes [E, ...]; gradients mean over 'data'.
 
   Every episode is run on its own (vmap), batch-norm statistics included, so
   that E episodes on one device and one episode on each of E devices compute
-  the same thing.
+  the same thing. The metrics hold the gradient's norm in each module
+  ('grad_norm_backbone', ...) and, with `train.term_grad_norms`, each
+  weighted loss term's ('grad_inter_loss_alignment', ...; one more backward
+  pass per term, for diagnosis).
   """
   sigma = sigma_schedule(train_config, state.step)
   prior = prior_schedule(train_config, state.step)
@@ -92,7 +112,7 @@ def train_step(state: TrainState, batch, *, model, tx, train_config):
   # is weighed.
   intra = bool(train_config.mu1)
 
-  def loss_fn(params):
+  def loss_fn(params, term=None):
     def one(episode, key):
       outputs, mutated = model.apply(
           {'params': params, 'batch_stats': state.batch_stats}, episode,
@@ -101,14 +121,25 @@ def train_step(state: TrainState, batch, *, model, tx, train_config):
           rngs={'sampler': key},
           mutable=['batch_stats'])
       loss, metrics = losses.total_loss(outputs, episode, train_config)
+      if term is not None:
+        weight = TERM_WEIGHTS[term]
+        loss = metrics[term] * (train_config[weight] if weight else 1.0)
       return loss, (metrics, mutated['batch_stats'])
     loss, aux = jax.vmap(one)(batch, keys)
     return loss.mean(), aux
 
   grads, (metrics, batch_stats) = jax.grad(loss_fn, has_aux=True)(state.params)
   grads = parallel.pmean_tree(grads)
+  norms = module_norms(grads, 'grad_norm')
+  if train_config.get('term_grad_norms'):
+    for term in TERM_WEIGHTS:
+      if term in metrics:
+        term_grads, _ = jax.grad(loss_fn, has_aux=True)(state.params, term)
+        norms.update(module_norms(parallel.pmean_tree(term_grads),
+                                  'grad_' + term))
   batch_stats = parallel.pmean_tree(parallel.mean_over_episodes(batch_stats))
   metrics = parallel.pmean_tree(parallel.mean_over_episodes(metrics))
+  metrics.update(norms)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
   metrics['lr'] = lr_schedule(train_config)(state.step)
