@@ -183,6 +183,9 @@ def get_config(arg=None):
   # Also log each weighted loss term's gradient norm in each module (one
   # more backward pass per term; vim_jax/steps.py `train_step`).
   train.term_grad_norms = False
+  # Trace this many training steps with jax.profiler into WORKDIR/profile
+  # (from the run's second step; 0: off).
+  train.profile_steps = 0
   train.log_every = 50
   train.checkpoint_every = 1000
   train.keep_checkpoints = 3

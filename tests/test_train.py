@@ -134,3 +134,18 @@ def test_missing_workdir_parent(data_dir, tmp_path):
   proc = _main(tmp_path / 'no' / 'such' / 'w', data_dir, check=False)
   assert proc.returncode != 0
   assert 'its parent folder' in proc.stderr and 'does not exist' in proc.stderr
+
+
+def test_profile_steps_writes_a_trace(data_dir, tmp_path):
+  workdir = tmp_path / 'w'
+  _main(workdir, data_dir, '--config.train.num_steps=4',
+        '--config.train.profile_steps=2')
+  traces = list((workdir / 'profile').rglob('*.xplane.pb'))
+  assert len(traces) == 1 and traces[0].stat().st_size > 0
+  # Steps 2 and 3 are traced: the trace holds the train step's executions.
+  trace = next((workdir / 'profile').rglob('*.trace.json.gz'))
+  import gzip  # pylint: disable=g-import-not-at-top
+  events = json.loads(gzip.decompress(trace.read_bytes()))['traceEvents']
+  names = {e.get('name', '') for e in events}
+  assert any('train_step' in n or 'shard_map' in n or 'jit' in n
+             for n in names), sorted(names)[:50]

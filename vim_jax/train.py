@@ -322,8 +322,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
   step = start_step
   logging.info('Training steps %d..%d on %d device(s) (%s)', start_step,
                train.num_steps, runner.num_devices, config.parallel)
+  profile = _profile_window(train.profile_steps, start_step, workdir)
   for step, batch in enumerate(experiment.train_batches(start_step),
                                start=start_step + 1):
+    profile(step)
     state, metrics = experiment.train_step(state, batch)
     metrics = runner.get_replicated(metrics)
     _check_finite(metrics, step, batch)
@@ -349,6 +351,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
         best.save(step, args=ocp.args.Composite(
             variables=ocp.args.StandardSave(_variables(host_state)),
             meta=ocp.args.JsonSave(dict(step=step, val=val))), force=True)
+  profile(None)
   episode_log.close()
   host_state = runner.get_state(state)
   if step not in latest.all_steps():
@@ -358,6 +361,32 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
   results = _test(experiment, workdir, writer, _abstract(_variables(host_state)))
   writer.flush()
   return results
+
+
+def _profile_window(num_steps, start_step, workdir):
+  """A per-step hook tracing `num_steps` steps with `jax.profiler`.
+
+  The trace starts at the second step of this run (the first one compiles)
+  and goes to WORKDIR/profile (TensorBoard's profile plugin, or Perfetto
+  for the trace.json.gz). 0 steps: no trace.
+  """
+  first = start_step + 2
+  last = first + num_steps - 1
+  active = []
+
+  def hook(step):
+    """Call before each step, and with None after the last one."""
+    if not num_steps or jax.process_index() > 0:
+      return
+    if step == first:
+      logging.info('Tracing steps %d..%d to %s/profile', first, last, workdir)
+      jax.profiler.start_trace(os.path.join(workdir, 'profile'))
+      active.append(step)
+    elif active and (step is None or step > last):
+      jax.profiler.stop_trace()
+      active.clear()
+
+  return hook
 
 
 def _best_value(best):
