@@ -21,9 +21,9 @@ and the distance is C[Tq-1, Ts+1]. Inside the support video a path moves one
 query frame down only together with one support frame right (it cannot hold a
 support frame for two query frames); in the two padded columns, and in the
 first real column, it may also move straight down. The first query frame's row
-is a hard running sum: its only path comes from the left. These are the
-choices of the OTAM authors' reference implementation, kept here so that
-results compare with theirs.
+is a hard running sum: its only path comes from the left. The OTAM paper
+relaxes that row too; the public implementation that TRX and HyRSM report
+OTAM with keeps it hard, and so does this one, so that results compare.
 
 The recurrence runs as a `lax.scan` over query rows with an inner `lax.scan`
 over columns, on any leading batch dims: it traces once per shape and is
@@ -39,7 +39,7 @@ import jax.numpy as jnp
 
 
 def _softmin(values, smoothing):
-  """-smoothing * log sum exp(-x / smoothing) over a sequence of equal arrays."""
+  """-smoothing * log sum exp(-x / smoothing) over a sequence of arrays."""
   stacked = jnp.stack(values, axis=0)
   return -smoothing * jax.nn.logsumexp(-stacked / smoothing, axis=0)
 
