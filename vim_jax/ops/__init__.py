@@ -5,12 +5,17 @@
 - `temporal_warp`: affine time warp by linear interpolation (paper 3.4.3).
 - `offset_mask`: smooth shifted-window mask for spatial coordination (3.4.4).
 - `depthwise_conv3x3`: the scan network's depthwise convolution, fast on CPU.
+- `otam_distance`, `otam_cost`, `bi_mhm`: video distances over frame distance
+  matrices, for the OTAM and HyRSM heads (Table 3).
 """
 import importlib
 
 _MODULE_OF = {
+    'bi_mhm': 'otam',
     'depthwise_conv3x3': 'depthwise',
     'offset_mask': 'spatial',
+    'otam_cost': 'otam',
+    'otam_distance': 'otam',
     'perturbed_topk': 'topk',
     'resample': 'saliency',
     'saliency_grid': 'saliency',
