@@ -99,6 +99,12 @@ def get_config(arg=None):
   model.bn_epsilon = 1e-5
   model.normalisation = 'imagenet'
 
+  # The metric: 'protonet' (frame-wise cosine to class prototypes, Eq. 23),
+  # or the heads of OTAM, TRX and HyRSM (vim_jax/models/heads.py; without
+  # the alignment), with `head_kwargs` overriding the head's fields.
+  model.head = 'protonet'
+  model.head_kwargs = ml_collections.ConfigDict()
+
   # Video sampler (paper 3.3). Off: T frames at the segment centres (ProtoNet).
   # Every `test_*` switch that is None follows its training switch; set it to
   # evaluate without (or with) a module (test-time isolation, Table 17).

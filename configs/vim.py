@@ -28,6 +28,9 @@ spatial coordination; mu1 weighs L_intra, mu2 L_inter):
     ts_only, sa_only, ts_sa, ts_ada, sa_ada     sampler parts, + L_intra
     tc, sc                                      alignment parts, + L_inter
     full_no_ts, full_no_sa, full_no_tc, full_no_sc   VIM minus one module
+  Table 3: otam, trx, hyrsm   the OTAM, TRX and HyRSM metrics in place of
+                              ProtoNet's (vim_jax/models/heads.py), uniform
+                              frames, no alignment
   Table 11: mgsampler   ProtoNet + MGSampler frames (no SA, no loss)
   Table 12: tt_only, tr_only   one half of TC, + L_inter (tc is both halves)
   Table 14: sc_first    VIM with SC before TC
@@ -95,6 +98,10 @@ ROWS = {
     'full_no_tc': {**_FULL, 'model.alignment.transform': False,
                    'model.alignment.rearrange': False},
     'full_no_sc': {**_FULL, 'model.alignment.spatial': False},
+    # Table 3: the OTAM, TRX and HyRSM metrics on uniform frames.
+    'otam': {'model.head': 'otam', **_mu(0, 0)},
+    'trx': {'model.head': 'trx', **_mu(0, 0)},
+    'hyrsm': {'model.head': 'hyrsm', **_mu(0, 0)},
     # Table 11.
     'mgsampler': {**_SAMPLER, 'model.sampler.method': 'mgsampler',
                   **_mu(0, 0)},

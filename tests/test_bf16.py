@@ -6,6 +6,7 @@ Reference: the same model and parameters in float32.
 import jax
 import numpy as np
 
+from configs import vim as vim_config
 from tests.test_losses import maps_config
 from tests.test_losses import random_episode
 from tests.test_losses import random_variables
@@ -48,7 +49,7 @@ def test_bf16_evaluation_is_close_to_float32():
 
 
 def test_bf16_train_step_is_finite_with_float32_parameters():
-  config = maps_config('full')
+  config = vim_config.get_config('row=full,base=test')
   config.model.dtype = 'bfloat16'
   state, metrics, init = _train(config, jax.devices()[:1], 2)
   for step in metrics:

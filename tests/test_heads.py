@@ -252,3 +252,47 @@ def test_heads_ignore_support_order(head):
   shuffled, _ = _apply(module, support[perm], labels[perm], query, variables)
   np.testing.assert_allclose(np.asarray(shuffled), np.asarray(logits),
                              rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('row', ['otam', 'trx', 'hyrsm'])
+def test_head_rows_use_the_head_on_backbone_features(row):
+  """configs/vim.py's head rows: the model's logits are the head's on the
+  backbone's pooled frame features, and a training step moves the head."""
+  from configs import vim as vim_config  # pylint: disable=g-import-not-at-top
+  from tests.test_losses import random_episode  # pylint: disable=g-import-not-at-top
+  from vim_jax.models import few_shot  # pylint: disable=g-import-not-at-top
+  config = vim_config.get_config(f'row={row},base=test')
+  if row == 'trx':
+    config.model.head_kwargs = {'hidden': 16}
+  model = few_shot.FewShotModel(config.model, way=config.data.way)
+  episode = random_episode(config)
+  variables = jax.jit(lambda ep: model.init(
+      {'params': jax.random.PRNGKey(0)}, ep, train=False))(episode)
+  assert set(variables['params']) == (
+      {'backbone'} | ({'head'} if row != 'otam' else set()))
+  logits = jax.jit(lambda v, ep: model.apply(v, ep, train=False)['logits'])(
+      variables, episode)
+  videos = np.concatenate([episode['support'], episode['query']])
+  maps = model.apply(variables, np.asarray(few_shot.normalise(videos)),
+                     train=False, method='embed')
+  features = np.asarray(maps).mean((2, 3))
+  num_support = len(episode['support'])
+  head = few_shot.HEADS[row](way=config.data.way, **dict(
+      config.model.head_kwargs))
+  expected = head.apply({'params': variables['params'].get('head', {})},
+                        features[:num_support], episode['support_labels'],
+                        features[num_support:], train=False)
+  np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_head_with_the_alignment_is_an_error():
+  from configs import vim as vim_config  # pylint: disable=g-import-not-at-top
+  from vim_jax.models import few_shot  # pylint: disable=g-import-not-at-top
+  config = vim_config.get_config('row=alignment,base=test')
+  config.model.head = 'otam'
+  with pytest.raises(ValueError, match=r"config.model.head='otam' runs "
+                     'without the alignment'):
+    few_shot.check_head(config.model)
+  config.model.head = 'dtw'
+  with pytest.raises(ValueError, match=r"config.model.head='dtw' is not one"):
+    few_shot.check_head(config.model)

@@ -80,6 +80,7 @@ def check_config(config, workdir: str, num_devices: int):
       raise ValueError(
           f'config.{field}={value} must be a multiple of the {num_devices} '
           'devices.')
+  few_shot.check_head(model)
   if train.inter_grad not in few_shot.INTER_GRADS:
     raise ValueError(
         f'config.train.inter_grad={train.inter_grad!r} is not one of '

@@ -14,6 +14,7 @@ import numpy as np
 from input_pipeline import episodes as episodes_lib
 from vim_jax import pretrained
 from vim_jax.models import alignment as alignment_lib
+from vim_jax.models import heads as heads_lib
 from vim_jax.models import protonet
 from vim_jax.models import resnet
 from vim_jax.models import sampler as sampler_lib
@@ -21,6 +22,9 @@ from vim_jax.models import switches
 
 # What L_inter's gradient reaches (`config.train.inter_grad`; `__call__`).
 INTER_GRADS = ('all', 'alignment')
+# Metric heads (`config.model.head`) besides ProtoNet's frame-wise cosine.
+HEADS = {'otam': heads_lib.OTAMHead, 'trx': heads_lib.TRXHead,
+         'hyrsm': heads_lib.HyRSMHead}
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32) * 255
 
@@ -51,6 +55,21 @@ def normalise(frames, dtype=jnp.float32, kind='imagenet'):
     return pretrained.caffe_input(x).astype(dtype)
   raise ValueError(f'config.model.normalisation={kind!r} is not one of '
                    f'{pretrained.NORMALISATIONS}.')
+
+
+def check_head(model_config):
+  """Raises for an unknown `config.model.head` or one the alignment cannot
+  feed (the alignment's output is per (query, class) pair, the heads compare
+  whole support videos)."""
+  head = model_config.get('head', 'protonet')
+  if head != 'protonet' and head not in HEADS:
+    raise ValueError(f'config.model.head={head!r} is not one of '
+                     f"{('protonet',) + tuple(HEADS)}.")
+  if head != 'protonet' and uses_alignment(model_config):
+    raise ValueError(
+        f'config.model.head={head!r} runs without the alignment (switch '
+        'config.model.alignment.transform, rearrange and spatial off): only '
+        "the 'protonet' metric takes the alignment's per-pair features.")
 
 
 class FewShotModel(nn.Module):
@@ -87,6 +106,14 @@ class FewShotModel(nn.Module):
     if uses_alignment(self.config):
       self.alignment = alignment_lib.ActionAlignment(
           self.config.alignment, way=self.way, dtype=dtype)
+    head = self.config.get('head', 'protonet')
+    if head != 'protonet':
+      check_head(self.config)
+      kwargs = dict(self.config.get('head_kwargs') or {})
+      if head != 'otam':
+        kwargs['dtype'] = dtype
+      self.head = HEADS[head](way=self.way,
+                              logit_scale=self.config.logit_scale, **kwargs)
 
   def embed(self, videos, *, train):
     """Backbone feature maps of every frame: [V, T, H, W, 3] -> [V, T, h, w, C]."""
@@ -170,7 +197,11 @@ class FewShotModel(nn.Module):
           'vtm,vmc->vtc', jax.lax.stop_gradient(aux['indicators']),
           aux['scan_frames'], precision=jax.lax.Precision.HIGHEST)
       outputs['distill_frames'] = (scan_frames, features)
-    unaligned = self._logits(features, labels, num_support)
+    if hasattr(self, 'head'):
+      unaligned = self.head(features[:num_support], labels,
+                            features[num_support:], train=train)
+    else:
+      unaligned = self._logits(features, labels, num_support)
     if uses_alignment(self.config):
       # One key for both passes: the routed pass perturbs SC alike.
       cfg = self.config.alignment
