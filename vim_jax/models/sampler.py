@@ -36,17 +36,19 @@ Choices the paper leaves open (see DESIGN.md 2):
 - The position embedding of Eq. 1 is multiplied by a learned scalar
   `position_scale`, initialised to 0. Added at full scale to randomly
   initialised scan features (of magnitude ~0.1-1, against the embedding's
-  ~1), it made the initial scores a function of the position alone: every
-  video's scores fell from its first frame to its last, TS picked roughly the
-  first half of every clip, and a TS-only model trained on the procedural
-  data stayed at chance (its frames missed the action). Starting at 0, the
-  initial selection follows the content and the model learns how much
-  position matters. It learned too much: in the failed sampler runs of
-  sessions 3-4 the scale grew to |1.1-1.4| and TS picked the first or the
-  last 8 of the 16 frames of every video, whatever they showed (a
-  consistent position keeps frame t of a query and of a prototype
-  comparable, which the frame-wise metric rewards). `position_embedding=
-  False` leaves the embedding out: TS can then only rank frames by content.
+  ~1), it makes the initial scores a function of the position alone: every
+  video's scores fall from its first frame to its last, TS picks roughly
+  the first half of every clip, and a TS-only model trained so on the
+  procedural data stays at chance (its frames miss the action). Starting
+  at 0, the initial selection follows the content and the model learns how
+  much position matters. It can learn too much: in every procedural
+  sampler run with the embedding that lost to ProtoNet the scale grew to
+  |1.1-3.2| (0.74 in the one from-scratch run that won) and TS picked a
+  fixed block of 8 of the 16 frames of every video, whatever they showed:
+  a consistent position keeps frame t of a query and of a prototype
+  comparable, which the frame-wise metric rewards (docs/results.md, "What
+  TS learns"). `position_embedding=False` leaves the embedding out: TS can
+  then only rank frames by content; configs/synthetic.py does so.
 - Uniform prior (`train.uniform_prior_steps`, a curriculum the paper does
   not need: it starts from ImageNet weights). Trained from scratch, TS and
   the backbone wait on each other: with random scan features the selection
@@ -58,17 +60,22 @@ Choices the paper leaves open (see DESIGN.md 2):
   indicator of the uniform frames, lambda falling linearly from 1 to 0 over
   the first `uniform_prior_steps`: the model starts as uniform-sampling
   ProtoNet and TS takes over as the backbone learns. Evaluation never uses
-  the prior. SA amplified from step 0 all the same, from a random scan net's
-  saliency, so the start was not ProtoNet; `spatial_prior` gives SA the
-  same curriculum: it amplifies by `(1 - lambda) a + lambda` (a constant
-  map is the identity warp).
+  the prior. The prior alone leaves SA amplifying from step 0, from a
+  saliency the backbone was not trained with (random, or from a scan net
+  pretrained apart), so the start is not ProtoNet; `spatial_prior` gives SA
+  the same curriculum: it amplifies by `(1 - lambda) a + lambda` (a
+  constant map is the identity warp). With pretrained networks this is what
+  makes the sampler robust over training seeds on the procedural data
+  (mean gain over ProtoNet +9.2 +- 5.1 points over five seeds with it,
+  +3.1 +- 18.3 without; docs/results.md).
 - Scan-net distillation (`train.scan_distill_weight`, beyond the paper,
-  whose scan net starts from ImageNet). From scratch the scan net had no
-  signal that tells the actor from the clutter: its features stayed at
-  chance as a ProtoNet, so TS ranked frames by noise and found the action
-  in some seeds only. With the weight set, the scan net also learns to
-  reproduce the backbone's angles between the selected frames
-  (`losses.scan_distillation`); `aux['scan_frames']` feeds it.
+  whose scan net starts from ImageNet). From scratch nothing gives the scan
+  net a signal that tells the actor from the clutter: its features, used as
+  a ProtoNet, stay at chance (20.6-22.7 % at 5-way), so TS ranks frames by
+  noise and finds the action in some seeds only. With the weight set, the
+  scan net also learns to reproduce the backbone's angles between the
+  selected frames (`losses.scan_distillation`; its features then reach
+  26.9-28.9 %, docs/results.md); `aux['scan_frames']` feeds it.
 - w1 has a bias, w2 none (the min-max normalisation would remove it). The
   plain (non-adaptive) w2 is initialised like a Dense kernel; the plain w_s to
   1/sqrt(c) (the channel mean, unit norm like the generated one). The
@@ -77,13 +84,13 @@ Choices the paper leaves open (see DESIGN.md 2):
   the second half of its output plus `LOG_VAR_OFFSET` (2 log 0.05), clipped
   to [-8, 8] so exp(log_var / 2) cannot overflow. Without the offset a
   randomly initialised E gives log_var ~ 0, a noise std of ~1 against mu's
-  ~0.3: the training-time task feature was mostly eps, so the generated w2
-  and w_s (and with them TS's scores and SA's saliency) were a fresh random
-  direction every episode, unlike the eps = 0 evaluation, and a TS+SA+Ada
-  sampler trained on the procedural data stayed near chance while TS alone
-  learned. With the offset the noise starts at std ~0.05 and E learns how
-  much it needs. No prior (KL) term is put on (mu, log_var): the paper has
-  none.
+  ~0.3: the training-time task feature is then mostly eps, so the
+  generated w2 and w_s (and with them TS's scores and SA's saliency) are a
+  fresh random direction every episode, unlike the eps = 0 evaluation, and
+  a TS+SA+Ada sampler trained so on the procedural data stayed near chance
+  while TS alone learned. With the offset the noise starts at std ~0.05
+  and E learns how much it needs. No prior (KL) term is put on
+  (mu, log_var): the paper has none.
 - In training with TS the frames are selected with `indicators @ frames`
   (soft, so gradients reach the scores); wherever the indicators are hard
   (evaluation, TS off, baselines) the frames are gathered instead, which is
