@@ -21,7 +21,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # name -> (config module, config argument, overrides)
 ROWS = {
     'test': ('test', None, {}),
-    'synthetic': ('synthetic', None, {}),
+    'synthetic': ('synthetic', None, {}),  # full VIM
+    'synthetic_protonet': ('synthetic', None, {}),
     'synthetic_5shot': ('synthetic', 'shot=5', {}),
     'synthetic_ts': ('synthetic', None, {
         'model.sampler.enabled': True, 'model.sampler.spatial': False,
@@ -46,6 +47,9 @@ def _config(name):
   import importlib  # pylint: disable=g-import-not-at-top
   module, arg, overrides = ROWS[name]
   config = importlib.import_module(f'configs.{module}').get_config(arg)
+  if name.startswith('synthetic_'):  # ProtoNet plus the row's modules
+    from configs import vim  # pylint: disable=g-import-not-at-top
+    overrides = {**vim.MODULES_OFF, **overrides}
   for key, value in overrides.items():
     node = config
     *parents, leaf = key.split('.')

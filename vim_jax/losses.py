@@ -93,7 +93,7 @@ def inter_video(aligned_logits, unaligned_logits, labels, kl_weight=1.0):
   beta = 1 (`train.inter_kl_weight`'s default) is Eq. 33 as DESIGN.md reads
   it. The KL term then rewards the aligned prediction for differing from the
   unaligned one in any direction, also away from a right answer, and on the
-  procedural data it fought L_cls (README, "Results"). beta = 0 keeps the
+  procedural data it fought L_cls (docs/results.md, Table 4). beta = 0 keeps the
   class-information term alone. beta = -1 is VSD's own use of the KL (Tian
   et al. 2021 minimise KL(p(y | v) || p(y | z)) to drop the information of
   a representation z that is superfluous to y): with Eq. 31's decomposition
@@ -164,8 +164,9 @@ def scan_distillation(scan_frames, backbone_frames):
   The paper's scan net starts from ImageNet, so its maps tell the actor from
   the clutter from the first step. Trained from scratch nothing asks it to:
   L_intra's target is its own dense prediction, and its features stayed at
-  chance as a ProtoNet in every from-scratch checkpoint (README, "Training
-  seeds"); a class loss on them did not move from ln N either (README).
+  chance as a ProtoNet in every from-scratch checkpoint, and a class loss on
+  them did not move from ln N either (docs/results.md, "What the sampler
+  needs").
   Here the scan net learns to see the episode's frames as the backbone,
   trained by L_cls at the same time, sees them:
 

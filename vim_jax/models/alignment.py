@@ -120,7 +120,7 @@ from vim_jax.ops import temporal
 Dtype = Any
 # A bounded output counts as at its bound from this fraction of the bound
 # on (aux 'warps_at_bound', 'offsets_at_bound'): the runaway L_inter drives
-# TT and SC there (README, Table 4).
+# TT and SC there (docs/results.md, Table 4).
 AT_BOUND = 0.99
 
 
