@@ -14,8 +14,14 @@ Two Markdown tables:
      modules take, 1 - ProtoNet's / the model's (for the sampler row: the
      sampler's share of a sampler-only step).
 
+  3. XLA's compiled FLOPs and temporary memory per train and eval episode
+     (`compiled_costs`; nothing runs) for each base of --flops_bases: the
+     paper's size (`default`: ResNet-50 at 224 px, scan net 0.5x at 64 px,
+     M = 20, T = 8) and the synthetic config, with ratios to ProtoNet.
+
   python benchmarks/complexity.py
   python benchmarks/complexity.py --steps=5 --eval_batches=5 --shot=5
+  python benchmarks/complexity.py --flops_bases=default --notime
 
 Timed steps run on episodes already in memory (from the input pipeline of
 the synthetic data, which is built on first use), after one warm-up call.
@@ -43,6 +49,10 @@ NAMES = {'baseline': 'ProtoNet', 'sampler': 'sampler only',
 PAPER = {'baseline': '25.8 M, 0.67 s/task', 'full': '58.2 M, 0.85 s/task'}
 flags.DEFINE_list('rows', list(ROWS), 'Rows of configs/vim.py, baseline '
                   f'first, from {list(ROWS)}.')
+flags.DEFINE_list('flops_bases', ['default', 'synthetic'],
+                  'Bases (configs/vim.py base=) whose compiled FLOPs and '
+                  'temporaries are tabulated (nothing runs).')
+flags.DEFINE_bool('time', True, 'Also time the synthetic config.')
 
 
 def _config(row, base):
@@ -122,6 +132,64 @@ def measure(config) -> dict:
               eval_episodes=eval_episodes)
 
 
+def compiled_costs(config) -> dict:
+  """XLA's FLOPs and temporary bytes of one train and one eval episode.
+
+  Nothing runs: the steps are lowered on abstract shapes (one episode per
+  step, one device) and compiled; `cost_analysis()` counts the FLOPs of the
+  compiled program and `memory_analysis()` its temporaries. FLOPs do not
+  move with the machine's load, unlike times.
+  """
+  import jax  # pylint: disable=g-import-not-at-top
+  from vim_jax import parallel  # pylint: disable=g-import-not-at-top
+  from vim_jax import train  # pylint: disable=g-import-not-at-top
+  config.train.episodes_per_step = config.eval.episodes_per_step = 1
+  runner = parallel.Runner(config.parallel, jax.devices()[:1])
+  experiment = train.Experiment(config, runner)
+  abstract = lambda tree: jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), tree)
+  batch = jax.tree.map(lambda x: x[None], train.example_episode(
+      train.episode_spec(config, 'train')))
+  eval_batch = jax.tree.map(lambda x: x[None], train.example_episode(
+      train.episode_spec(config, 'test')))
+  state = jax.eval_shape(experiment.init_state)
+  variables = {'params': state.params, 'batch_stats': state.batch_stats}
+  out = {}
+  for name, step, args in (
+      ('train', experiment._train_step, (state, batch)),  # pylint: disable=protected-access
+      ('eval', experiment._eval_step, (variables, eval_batch))):  # pylint: disable=protected-access
+    compiled = step.lower(*abstract(args)).compile()
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    out[f'{name}_flops'] = float(cost['flops'])
+    out[f'{name}_temp'] = compiled.memory_analysis().temp_size_in_bytes
+  return out
+
+
+def print_compiled_costs(base):
+  """The FLOP and memory table of `FLAGS.rows` on one base config."""
+  costs = {row: compiled_costs(_config(row, base)) for row in FLAGS.rows}
+  ref = costs['baseline']
+  config = _config('full', base)
+  print(f'\n## Compiled FLOPs and memory per episode: {base} config '
+        f'({config.model.backbone}, {config.data.frame_size}px, scan '
+        f'{config.model.sampler.scan_size}px, M={config.data.dense_frames}, '
+        f'T={config.model.frames}, {config.data.way}-way {FLAGS.shot}-shot '
+        f'{config.data.query}-query)\n')
+  print('| model | eval GFLOP | x ProtoNet | train GFLOP | x ProtoNet | '
+        'eval temp MB | train temp MB | x ProtoNet |')
+  print('|---|---|---|---|---|---|---|---|')
+  for row in FLAGS.rows:
+    c = costs[row]
+    print(f"| {NAMES[row]} | {c['eval_flops'] / 1e9:.1f} | "
+          f"{c['eval_flops'] / ref['eval_flops']:.3f} | "
+          f"{c['train_flops'] / 1e9:.1f} | "
+          f"{c['train_flops'] / ref['train_flops']:.3f} | "
+          f"{c['eval_temp'] / 2**20:.0f} | {c['train_temp'] / 2**20:.0f} | "
+          f"{c['train_temp'] / ref['train_temp']:.2f} |")
+  return costs
+
+
 def _m(n):
   return f'{n / 1e6:.2f} M'
 
@@ -153,6 +221,10 @@ def main(argv):
             f"{_m(c['alignment'])} | {_m(extra)} | "
             f"{PAPER.get(row, '') if base == 'default' else ''} |")
 
+  for base in FLAGS.flops_bases:
+    print_compiled_costs(base)
+  if not FLAGS.time:
+    return
   results = {row: measure(_config(row, 'synthetic')) for row in FLAGS.rows}
   base = results['baseline']
   config = _config('full', 'synthetic')
