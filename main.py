@@ -1,7 +1,9 @@
-"""Entry point: train and evaluate, or evaluate only, from an ml_collections config.
+"""Entry point: train and evaluate, evaluate only, or predict, from a config.
 
   python main.py --config=configs/synthetic.py --workdir=/tmp/vim_synthetic
   python main.py --config=configs/synthetic.py --workdir=/tmp/vim_synthetic --mode=eval
+  python main.py --config=configs/synthetic.py --workdir=/tmp/vim_synthetic \
+      --mode=predict --support=my_classes/ --query=clip.mp4 --output=out.json
   python main.py --config=configs/default.py:shot=5 --config.train.lr=0.001 ...
 """
 from absl import app
@@ -11,9 +13,19 @@ from ml_collections import config_flags
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('workdir', None, 'Checkpoints, summaries and results go here.')
-flags.DEFINE_enum('mode', 'train', ['train', 'eval'],
+flags.DEFINE_enum('mode', 'train', ['train', 'eval', 'predict'],
                   'train: train (resuming if possible), validate and test; '
-                  'eval: test a checkpoint of --workdir (config.eval.checkpoint).')
+                  'eval: test a checkpoint of --workdir (config.eval.checkpoint); '
+                  'predict: classify --query videos against --support with it.')
+flags.DEFINE_string('support', None,
+                    'predict: a folder with one folder per class, named for '
+                    'the class, holding its example videos or frame folders.')
+flags.DEFINE_multi_string('query', None,
+                          'predict: a video file, a frame folder, or a folder '
+                          'of them (repeatable).')
+flags.DEFINE_string('output', None, 'predict: write the results to this JSON.')
+flags.DEFINE_string('figures', None,
+                    'predict: one PNG per query (sampler, alignment) here.')
 flags.DEFINE_bool('distributed', False,
                   'Call jax.distributed.initialize() first (multi-host jobs).')
 config_flags.DEFINE_config_file('config', None, 'Config file (file.py:args).',
@@ -32,6 +44,13 @@ class _QuietLibraries(logging.logging.Filter):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  predict_flags = ('support', 'query', 'output', 'figures')
+  if FLAGS.mode == 'predict':
+    if not (FLAGS.support and FLAGS.query):
+      raise app.UsageError('--mode=predict needs --support and --query.')
+  elif any(FLAGS[name].present for name in predict_flags):
+    raise app.UsageError(f'--{"/--".join(predict_flags)} go with '
+                         '--mode=predict.')
   logging.get_absl_handler().addFilter(_QuietLibraries())
   # TensorFlow feeds the input pipeline only: it must not take the GPU/TPU.
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
@@ -45,8 +64,14 @@ def main(argv):
                jax.process_count(), jax.devices())
   if FLAGS.mode == 'train':
     train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
-  else:
+  elif FLAGS.mode == 'eval':
     train.evaluate_only(FLAGS.config, FLAGS.workdir)
+  else:
+    from vim_jax import predict  # pylint: disable=g-import-not-at-top
+    report = predict.run(FLAGS.config, FLAGS.workdir, support_dir=FLAGS.support,
+                         queries=FLAGS.query, output=FLAGS.output,
+                         figures_dir=FLAGS.figures)
+    print(predict.format_table(report))
 
 
 if __name__ == '__main__':

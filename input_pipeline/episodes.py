@@ -149,6 +149,25 @@ def dense_frame_indices(num_frames: int, count: int, jitter=None):
   return np.minimum(np.floor(positions).astype(np.int64), num_frames - 1)
 
 
+def test_view(num_frames: int, spec: EpisodeSpec):
+  """The frames and the crop evaluation reads from a video (no randomness).
+
+  Used by the test split's episodes and by `vim_jax.predict`, so that a
+  user's video is seen exactly as it would be in a test episode.
+
+  Args:
+    num_frames: frames stored for the video.
+    spec: an evaluation spec (its `frames` and `test_crop_fraction`).
+
+  Returns:
+    (frame_index [spec.frames] int, the segment centres; crop [3] float, the
+    centre square of side `test_crop_fraction` of the short side, in
+    `crop_resize`'s (side fraction, y, x) form).
+  """
+  return (dense_frame_indices(num_frames, spec.frames),
+          np.asarray([spec.test_crop_fraction, 0.5, 0.5]))
+
+
 def plan_episode(source: VideoSource, spec: EpisodeSpec, seed: int,
                  split: str, index: int) -> dict:
   """Which videos, frames and crops make episode `index`; pure numpy.
@@ -184,10 +203,8 @@ def plan_episode(source: VideoSource, spec: EpisodeSpec, seed: int,
         rng.random(num_videos), rng.random(num_videos)], axis=1)
     flip = (rng.random(num_videos) < 0.5) & spec.hflip
   else:
-    frame_index = np.stack([
-        dense_frame_indices(source.num_frames[v], spec.frames)
-        for v in video])
-    crop = np.tile([[spec.test_crop_fraction, 0.5, 0.5]], (num_videos, 1))
+    frame_index, crop = map(np.stack, zip(*(
+        test_view(source.num_frames[v], spec) for v in video)))
     flip = np.zeros(num_videos, bool)
   return dict(
       classes=source.classes[picked].astype(np.int32),
@@ -199,8 +216,23 @@ def plan_episode(source: VideoSource, spec: EpisodeSpec, seed: int,
       index=np.int64(index))
 
 
-def _crop_resize(jpeg, crop, size):
-  """Decodes one JPEG, crops a square (side fraction, y, x) and resizes."""
+def crop_resize(jpeg, crop, size):
+  """Decodes one JPEG, crops a square (side fraction, y, x) and resizes.
+
+  TensorFlow's JPEG decoder (its default DCT method) and bilinear
+  `crop_and_resize`: every consumer of frames (the episodes and
+  `vim_jax.predict`) goes through here, so they see the same pixels; PIL's
+  decoder differs by a few levels.
+
+  Args:
+    jpeg: scalar string tensor, one encoded frame [h, w, 3].
+    crop: [3] float (side as a fraction of the short side, y, x positions in
+      [0, 1] of the square inside the frame).
+    size: output side in pixels.
+
+  Returns:
+    uint8 [size, size, 3].
+  """
   image = tf.io.decode_jpeg(jpeg, channels=3)
   shape = tf.cast(tf.shape(image)[:2], tf.float32)
   side = crop[0] * tf.reduce_min(shape)
@@ -239,7 +271,7 @@ def make_episode_fn(source: VideoSource, spec: EpisodeSpec, seed: int,
     jpegs.set_shape([num_videos * spec.frames])
     crop = tf.repeat(tf.ensure_shape(crop, [num_videos, 3]), spec.frames, 0)
     frames = tf.map_fn(
-        lambda args: _crop_resize(args[0], args[1], spec.frame_size),
+        lambda args: crop_resize(args[0], args[1], spec.frame_size),
         (jpegs, crop),
         fn_output_signature=tf.TensorSpec(
             [spec.frame_size, spec.frame_size, 3], tf.uint8))

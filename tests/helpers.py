@@ -1,9 +1,15 @@
-"""Shared test fixtures: tiny datasets made in memory."""
+"""Shared test fixtures: tiny datasets made in memory, runs of main.py."""
 import io
+import os
+import pathlib
+import subprocess
+import sys
 
 import numpy as np
 import tensorflow as tf
 from PIL import Image
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def jpeg(value, size=8):
@@ -33,3 +39,30 @@ def fake_records(videos_per_class, num_frames=10, size=8, first_label=0):
       frames = [jpeg(min(20 * f + v % 20, 255), size) for f in range(num_frames)]
       records.append(example(frames, first_label + c, f'class{c}/video{v}'))
   return records
+
+
+def run_main(workdir, data_dir, *args, devices=1, check=True, timeout=600):
+  """Runs main.py with configs/test.py on CPU in a subprocess.
+
+  Args:
+    workdir: --workdir.
+    data_dir: the TFDS data_dir (a test's tmp folder: the procedural data is
+      generated there once).
+    *args: more flags.
+    devices: fake CPU devices.
+    check: raise when it fails.
+    timeout: seconds.
+
+  Returns:
+    The `subprocess.CompletedProcess` (text stdout and stderr).
+  """
+  env = dict(os.environ, JAX_PLATFORMS='cpu', TF_CPP_MIN_LOG_LEVEL='2',
+             XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}')
+  cmd = [sys.executable, str(ROOT / 'main.py'),
+         f'--config={ROOT}/configs/test.py', f'--workdir={workdir}',
+         f'--config.data.tfds_data_dir={data_dir}', *map(str, args)]
+  proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env,
+                        timeout=timeout)
+  if check and proc.returncode != 0:
+    raise AssertionError(f'{cmd} failed:\n{proc.stderr[-4000:]}')
+  return proc

@@ -10,19 +10,12 @@ import time
 import numpy as np
 import pytest
 
+from tests import helpers
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-def _main(workdir, data_dir, *args, devices=1, check=True, timeout=600):
-  env = dict(os.environ, JAX_PLATFORMS='cpu', TF_CPP_MIN_LOG_LEVEL='2',
-             XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}')
-  cmd = [sys.executable, str(ROOT / 'main.py'), f'--config={ROOT}/configs/test.py',
-         f'--workdir={workdir}', f'--config.data.tfds_data_dir={data_dir}', *args]
-  proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env,
-                        timeout=timeout)
-  if check and proc.returncode != 0:
-    raise AssertionError(f'{cmd} failed:\n{proc.stderr[-4000:]}')
-  return proc
+_main = helpers.run_main
 
 
 def _episodes_seen(workdir):

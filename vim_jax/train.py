@@ -33,7 +33,7 @@ from vim_jax import parallel
 from vim_jax import pretrain
 from vim_jax import pretrained
 from vim_jax import steps
-from vim_jax.figures import alignment as alignment_figures
+from vim_jax.figures import episode as episode_figures
 from vim_jax.figures import sampler as sampler_figures
 from vim_jax.models import few_shot
 
@@ -214,31 +214,9 @@ def figures(experiment, variables, split='test', episode_index=0):
   episode = jax.tree.map(lambda x: x[0], next(ds.as_numpy_iterator()))
   outputs = jax.jit(lambda v, e: experiment.model.apply(v, e, train=False))(
       variables, episode)
-  outputs = jax.tree.map(np.asarray, outputs)
-  num_support = len(episode['support_labels'])
-  videos = np.concatenate([episode['support'], episode['query']])  # uint8
-  images = {}
-  if 'sampler' in outputs:
-    normalised = np.asarray(few_shot.normalise(videos))
-    images['sampler'] = sampler_figures.sampler_grid(
-        normalised, outputs['sampler'], video=num_support,
-        mean=few_shot.IMAGENET_MEAN, std=few_shot.IMAGENET_STD)
-  if 'alignment' in outputs:
-    aux = outputs['alignment']
-    label = int(episode['query_labels'][0])
-    support = int(np.flatnonzero(episode['support_labels'] == label)[0])
-    if 'sampler' in outputs:
-      frames = np.take_along_axis(
-          videos, outputs['sampler']['indices'][:, :, None, None, None], 1)
-    else:
-      frames = videos[:, episodes_lib.dense_frame_indices(
-          videos.shape[1], config.model.frames)]
-    map_side = -(-config.data.frame_size // 32)
-    images['alignment'] = alignment_figures.alignment_figure(
-        frames[support], frames[num_support],
-        aux['warp'][[support, num_support]], aux['offsets'][0, label],
-        (map_side, map_side))
-  return images
+  return episode_figures.episode_figures(
+      config.model, config.data.frame_size, episode,
+      jax.tree.map(np.asarray, outputs))
 
 
 def _write_figures(experiment, variables, workdir, writer, step):
@@ -398,7 +376,7 @@ def _best_value(best):
   return meta.meta['val']['accuracy']
 
 
-def _restore_variables(workdir, which, abstract):
+def restore_variables(workdir, which, abstract):
   """Variables of the 'best', 'latest' or a numbered checkpoint."""
   latest, best = _managers(workdir)
   if which == 'best' and best.latest_step() is None:
@@ -424,7 +402,7 @@ def _restore_variables(workdir, which, abstract):
 
 def _test(experiment, workdir, writer, abstract):
   config = experiment.config
-  variables, name = _restore_variables(workdir, config.eval.checkpoint, abstract)
+  variables, name = restore_variables(workdir, config.eval.checkpoint, abstract)
   logging.info('Testing %s on %d episodes', name, config.eval.test_episodes)
   start = time.time()
   results = experiment.evaluate(variables, 'test', config.eval.test_episodes,
