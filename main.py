@@ -6,6 +6,8 @@
       --mode=predict --support=my_classes/ --query=clip.mp4 --output=out.json
   python main.py --config=configs/default.py:shot=5 --config.train.lr=0.001 ...
 """
+import sys
+
 from absl import app
 from absl import flags
 from absl import logging
@@ -63,7 +65,11 @@ def main(argv):
   logging.info('JAX process %d/%d, devices: %s', jax.process_index(),
                jax.process_count(), jax.devices())
   if FLAGS.mode == 'train':
-    train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+    try:
+      train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+    except train.Preempted as stop:
+      logging.warning('%s', stop)
+      sys.exit(train.PREEMPTED_EXIT_STATUS)
   elif FLAGS.mode == 'eval':
     train.evaluate_only(FLAGS.config, FLAGS.workdir)
   else:

@@ -2,6 +2,7 @@
 import json
 import os
 import pathlib
+import re
 import signal
 import subprocess
 import sys
@@ -118,7 +119,6 @@ def test_resume_after_kill(full_run, data_dir, tmp_path):
 def test_bad_config_fails_before_training(args, message, data_dir, tmp_path):
   proc = _main(tmp_path / 'w', data_dir, *args, check=False)
   assert proc.returncode != 0
-  import re  # pylint: disable=g-import-not-at-top
   assert re.search(message, proc.stderr), proc.stderr[-2000:]
   assert not (tmp_path / 'w' / 'checkpoints').exists()
 
@@ -142,3 +142,74 @@ def test_profile_steps_writes_a_trace(data_dir, tmp_path):
   names = {e.get('name', '') for e in events}
   assert any('train_step' in n or 'shard_map' in n or 'jit' in n
              for n in names), sorted(names)[:50]
+
+
+def _start(workdir, data_dir, *args):
+  env = dict(os.environ, JAX_PLATFORMS='cpu',
+             XLA_FLAGS='--xla_force_host_platform_device_count=1')
+  return subprocess.Popen(
+      [sys.executable, str(ROOT / 'main.py'), f'--config={ROOT}/configs/test.py',
+       f'--workdir={workdir}', f'--config.data.tfds_data_dir={data_dir}',
+       *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+      stderr=subprocess.PIPE, text=True)
+
+
+def test_sigterm_saves_and_resumes_exactly(full_run, data_dir, tmp_path):
+  """SIGTERM mid-run: the checkpoint of the step in progress is saved, the
+  run exits with train.PREEMPTED_EXIT_STATUS (143), and the same command
+  continues to the uninterrupted run's parameters and episodes."""
+  workdir = tmp_path / 'preempted'
+  # Checkpoints every 2 steps: the one SIGTERM writes is an extra one.
+  proc = _start(workdir, data_dir, '--config.train.num_steps=4')
+  deadline = time.time() + 300
+  while not (workdir / 'train_episodes.tsv').exists() or not (
+      workdir / 'train_episodes.tsv').read_text().strip():
+    assert proc.poll() is None and time.time() < deadline, 'never trained'
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGTERM)
+  _, stderr = proc.communicate(timeout=300)
+  assert proc.returncode == 143, stderr[-3000:]
+  assert 'SIGTERM: stopped after step' in stderr
+  steps = sorted(int(p.name) for p in (workdir / 'checkpoints').iterdir()
+                 if p.name.isdigit())
+  stopped = max(steps)
+  assert stopped < 4 and stopped == max(_episodes_seen(workdir))
+  assert not (workdir / 'test_results.json').exists()
+  _main(workdir, data_dir, '--config.train.num_steps=4')
+  import jax  # pylint: disable=g-import-not-at-top
+  for x, y in zip(jax.tree.leaves(_params(workdir, 4)),
+                  jax.tree.leaves(_params(full_run, 4))):
+    np.testing.assert_array_equal(x, y)
+  assert _episodes_seen(workdir) == _episodes_seen(full_run)
+
+
+def test_corrupt_latest_checkpoint_resumes_from_the_previous(
+    full_run, data_dir, tmp_path):
+  """A truncated newest checkpoint is named, moved aside, and the run
+  resumes from the previous kept one to the same final parameters."""
+  import shutil  # pylint: disable=g-import-not-at-top
+  workdir = tmp_path / 'corrupt'
+  _main(workdir, data_dir, '--config.train.num_steps=4',
+        '--config.train.checkpoint_every=1', '--config.train.keep_checkpoints=3')
+  shutil.rmtree(workdir / 'best')  # the next run must not reuse its choice
+  (workdir / 'test_results.json').unlink()
+  # Truncate every file of step 4's parameters.
+  for path in (workdir / 'checkpoints' / '4').rglob('*'):
+    if path.is_file():
+      path.write_bytes(path.read_bytes()[:10])
+  proc = _main(workdir, data_dir, '--config.train.num_steps=4')
+  assert re.search(r'Checkpoint \S+/checkpoints/4 cannot be read', proc.stderr)
+  assert (workdir / 'checkpoints' / 'corrupt-4').is_dir()
+  assert re.search(r'Resuming from \S+ step 3\b', proc.stderr)
+  import jax  # pylint: disable=g-import-not-at-top
+  for x, y in zip(jax.tree.leaves(_params(workdir, 4)),
+                  jax.tree.leaves(_params(full_run, 4))):
+    np.testing.assert_array_equal(x, y)
+  # Nothing readable at all: an error that names the folder.
+  for step in (2, 3, 4):
+    for path in (workdir / 'checkpoints' / str(step)).rglob('*'):
+      if path.is_file():
+        path.write_bytes(b'')
+  proc = _main(workdir, data_dir, '--config.train.num_steps=6', check=False)
+  assert proc.returncode != 0
+  assert 'No readable checkpoint in' in proc.stderr

@@ -12,6 +12,8 @@ import functools
 import json
 import logging
 import os
+import signal
+import threading
 import time
 
 from clu import metric_writers
@@ -281,10 +283,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
   latest, best = _managers(workdir, train.checkpoint_every,
                            train.keep_checkpoints)
   state = experiment.init_state()
-  if latest.latest_step() is not None:
-    step = latest.latest_step()
-    logging.info('Resuming from %s step %d', latest.directory, step)
-    state = latest.restore(step, args=ocp.args.StandardRestore(_abstract(state)))
+  state = _resume(latest, state)
   start_step = int(state.step)
   state = runner.put_state(state)
 
@@ -302,6 +301,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
   logging.info('Training steps %d..%d on %d device(s) (%s)', start_step,
                train.num_steps, runner.num_devices, config.parallel)
   profile = _profile_window(train.profile_steps, start_step, workdir)
+  preempted = _sigterm_flag()
   for step, batch in enumerate(experiment.train_batches(start_step),
                                start=start_step + 1):
     profile(step)
@@ -320,7 +320,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
                                   train_metrics.compute().items()})
       train_metrics = None
     host_state = runner.get_state(state)
-    latest.save(step, args=ocp.args.StandardSave(host_state))
+    latest.save(step, args=ocp.args.StandardSave(host_state),
+                force=preempted.is_set())
     if step % train.eval_every == 0 or step == train.num_steps:
       val = experiment.evaluate(_variables(host_state), 'validation',
                                 train.val_episodes, config.eval.seed)
@@ -330,6 +331,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
         best.save(step, args=ocp.args.Composite(
             variables=ocp.args.StandardSave(_variables(host_state)),
             meta=ocp.args.JsonSave(dict(step=step, val=val))), force=True)
+    if preempted.is_set():
+      latest.wait_until_finished()
+      best.wait_until_finished()
+      profile(None)
+      episode_log.close()
+      raise Preempted(step)
   profile(None)
   episode_log.close()
   host_state = runner.get_state(state)
@@ -366,6 +373,64 @@ def _profile_window(num_steps, start_step, workdir):
       active.clear()
 
   return hook
+
+
+# Exit status of a run stopped by SIGTERM after saving its checkpoint
+# (128 + SIGTERM, what a shell reports for a process the signal ended).
+PREEMPTED_EXIT_STATUS = 128 + signal.SIGTERM
+
+
+class Preempted(Exception):
+  """SIGTERM arrived; the checkpoint of `step` is saved. main.py exits with
+  `PREEMPTED_EXIT_STATUS`; running the same command again resumes."""
+
+  def __init__(self, step):
+    super().__init__(f'SIGTERM: stopped after step {step}, whose checkpoint '
+                     'is saved; run the same command again to resume.')
+    self.step = step
+
+
+def _sigterm_flag():
+  """An event set by SIGTERM (from the main thread only; else never set)."""
+  flag = threading.Event()
+  if threading.current_thread() is threading.main_thread():
+    signal.signal(signal.SIGTERM, lambda *_: flag.set())
+  return flag
+
+
+def _resume(latest, state):
+  """The newest readable checkpoint's state, or `state` without any.
+
+  A checkpoint that cannot be read (truncated, partly deleted) is said by
+  name, moved aside to `corrupt-STEP` beside it (kept for inspection, and out
+  of orbax's way when that step is saved again) and the previous kept one is
+  tried. No readable checkpoint at all is an error: starting over silently
+  would lose the run.
+  """
+  steps = sorted(latest.all_steps(), reverse=True)
+  for step in steps:
+    try:
+      restored = latest.restore(
+          step, args=ocp.args.StandardRestore(_abstract(state)))
+    except Exception as error:  # pylint: disable=broad-except
+      folder = os.path.join(latest.directory, str(step))
+      logging.error('Checkpoint %s cannot be read (%s: %s); moving it to '
+                    'corrupt-%d and trying the previous one.', folder,
+                    type(error).__name__, str(error)[:300], step)
+      if jax.process_index() == 0:
+        aside = os.path.join(latest.directory, f'corrupt-{step}')
+        while os.path.exists(aside):  # an earlier corrupt copy of the step
+          aside += '+'
+        os.replace(folder, aside)
+      latest.reload()
+      continue
+    logging.info('Resuming from %s step %d', latest.directory, step)
+    return restored
+  if steps:
+    raise RuntimeError(
+        f'No readable checkpoint in {latest.directory} (tried steps {steps}; '
+        'each is moved to corrupt-STEP): nothing to resume from.')
+  return state
 
 
 def _best_value(best):
