@@ -172,6 +172,9 @@ def get_config(arg=None):
   train.cls_reduction = 'sum'
   train.mu1 = 0.5  # weight of L_intra
   train.mu2 = 1.0  # weight of L_inter
+  # Multiplies mu1 and mu2 (vim_jax/losses.py `term_weight`): with
+  # cls_reduction='mean', 1 / (N Q) weighs the MI terms as 'sum' does.
+  train.mi_weight_scale = 1.0
   # Weight of the scan net's distillation from the backbone (not in the
   # paper; vim_jax/losses.py `scan_distillation`).
   train.scan_distill_weight = 0.0

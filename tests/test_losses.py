@@ -227,6 +227,12 @@ def test_total_loss_weights():
   _, metrics = losses.total_loss(outputs, {'query_labels': labels}, weights)
   np.testing.assert_allclose(metrics['inter_loss'],
                              _np_inter_features(routed, unaligned), rtol=1e-5)
+  # mi_weight_scale multiplies mu1 and mu2 only.
+  weights.mi_weight_scale = 0.1
+  scaled, _ = losses.total_loss(outputs, {'query_labels': labels}, weights)
+  np.testing.assert_allclose(
+      scaled, 5 * ce + 0.1 * (0.3 * _np_kl(b, c) + 2.0 * _np_inter_features(
+          routed, unaligned)), rtol=1e-5)
   for field, value in (('inter_estimator', 'both'), ('cls_reduction', 'max')):
     with pytest.raises(ValueError, match=field):
       losses.total_loss(outputs, {'query_labels': labels},

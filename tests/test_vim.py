@@ -367,7 +367,7 @@ def test_gradient_norms_per_module_and_term():
         rtol=2e-3)
   for module in ('backbone', 'scan', 'sampler', 'alignment'):
     total = m[f'grad_norm_{module}']
-    terms = [m[f'grad_{t}_{module}'] for t in steps.TERM_WEIGHTS]
+    terms = [m[f'grad_{t}_{module}'] for t in steps.TERMS]
     assert total <= sum(terms) * (1 + 1e-5), (module, total, terms)
   # L_intra trains the sampler only, the distillation the scan net only, and
   # L_inter (routed through everything by default) reaches the alignment.

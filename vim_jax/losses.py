@@ -188,6 +188,21 @@ def scan_distillation(scan_frames, backbone_frames):
   return jnp.mean(jnp.square(_centred_cosines(scan_frames) - target))
 
 
+def term_weight(train_config, term):
+  """The weight of a metric term of `total_loss` in the loss.
+
+  mu1 and mu2 are in the paper's units (Eq. 34, Table 16) and are
+  multiplied by `train.mi_weight_scale`: with `cls_reduction='mean'`,
+  1 / (N Q) weighs the MI terms against L_cls as the authors' code
+  ('sum') does, at the learning rate set for the mean.
+  """
+  scale = train_config.get('mi_weight_scale', 1.0)
+  return {'cls_loss': 1.0,
+          'intra_loss': scale * train_config.mu1,
+          'inter_loss': scale * train_config.mu2,
+          'distill_loss': train_config.scan_distill_weight}[term]
+
+
 def total_loss(outputs, episode, train_config):
   """The episode's loss and its scalar metrics.
 
@@ -215,10 +230,10 @@ def total_loss(outputs, episode, train_config):
   metrics = dict(cls_loss=cls_loss, accuracy=accuracy)
   if 'intra_logits' in outputs:
     metrics['intra_loss'] = intra_video(*outputs['intra_logits'])
-    loss += train_config.mu1 * metrics['intra_loss']
+    loss += term_weight(train_config, 'intra_loss') * metrics['intra_loss']
   if 'distill_frames' in outputs:
     metrics['distill_loss'] = scan_distillation(*outputs['distill_frames'])
-    loss += train_config.scan_distill_weight * metrics['distill_loss']
+    loss += term_weight(train_config, 'distill_loss') * metrics['distill_loss']
   if 'unaligned_logits' in outputs:
     estimator = train_config.inter_estimator
     if estimator == 'features':
@@ -234,6 +249,6 @@ def total_loss(outputs, episode, train_config):
     else:
       raise ValueError(f'config.train.inter_estimator={estimator!r} is not '
                        f'one of {INTER_ESTIMATORS}.')
-    loss += train_config.mu2 * metrics['inter_loss']
+    loss += term_weight(train_config, 'inter_loss') * metrics['inter_loss']
   metrics['loss'] = loss
   return loss, metrics

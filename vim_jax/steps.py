@@ -75,9 +75,8 @@ def episode_keys(base, index):
   return jax.vmap(lambda i: jax.random.fold_in(base, i))(index)
 
 
-# The weighted terms of `losses.total_loss`: metric name -> weight field.
-TERM_WEIGHTS = {'cls_loss': None, 'intra_loss': 'mu1', 'inter_loss': 'mu2',
-                'distill_loss': 'scan_distill_weight'}
+# The weighted terms of `losses.total_loss` (`losses.term_weight`).
+TERMS = ('cls_loss', 'intra_loss', 'inter_loss', 'distill_loss')
 
 
 def module_norms(grads, prefix):
@@ -122,8 +121,7 @@ def train_step(state: TrainState, batch, *, model, tx, train_config):
           mutable=['batch_stats'])
       loss, metrics = losses.total_loss(outputs, episode, train_config)
       if term is not None:
-        weight = TERM_WEIGHTS[term]
-        loss = metrics[term] * (train_config[weight] if weight else 1.0)
+        loss = metrics[term] * losses.term_weight(train_config, term)
       return loss, (metrics, mutated['batch_stats'])
     loss, aux = jax.vmap(one)(batch, keys)
     return loss.mean(), aux
@@ -132,7 +130,7 @@ def train_step(state: TrainState, batch, *, model, tx, train_config):
   grads = parallel.pmean_tree(grads)
   norms = module_norms(grads, 'grad_norm')
   if train_config.get('term_grad_norms'):
-    for term in TERM_WEIGHTS:
+    for term in TERMS:
       if term in metrics:
         term_grads, _ = jax.grad(loss_fn, has_aux=True)(state.params, term)
         norms.update(module_norms(parallel.pmean_tree(term_grads),
