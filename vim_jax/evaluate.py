@@ -73,7 +73,7 @@ def paired_difference(a, b) -> tuple[float, float]:
   return float((a - b).mean()), confidence_interval(a - b)
 
 
-_EPISODE_MEANS = {
+EPISODE_MEANS = {
     'in_span': ('frames_in_span', 100.0),  # % of used frames in the action
     'alignment_cost': ('alignment_cost', 1.0),
     'unaligned_accuracy': ('unaligned_accuracy', 100.0),  # alignment off
@@ -122,7 +122,7 @@ def summarise(results: dict, num_episodes: int,
       per_class=per_class,
       episode_accuracy=(100.0 * accuracy).tolist())  # np.unique sorts
   # Optional per-episode means: results key -> (summary key, scale).
-  for key, (name, scale) in _EPISODE_MEANS.items():
+  for key, (name, scale) in EPISODE_MEANS.items():
     if key in results:
       summary[name] = scale * float(
           np.mean(np.asarray(results[key], np.float64)[first]))

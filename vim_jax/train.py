@@ -251,11 +251,19 @@ def _abstract(tree):
 
 
 def _log_results(writer, step, prefix, results):
+  """Accuracy and CI, and the modules' diagnostics where the model has
+  them (`evaluate.EPISODE_MEANS`: frames in the action, alignment cost,
+  unaligned accuracy, warps and offsets at their bounds), so validation
+  shows over the steps what the sampler and the alignment do."""
+  extra = {name: results[name] for name, _ in evaluate.EPISODE_MEANS.values()
+           if name in results}
   writer.write_scalars(step, {f'{prefix}/accuracy': results['accuracy'],
-                              f'{prefix}/ci95': results['ci95']})
-  logging.info('%s accuracy at step %d: %.2f +- %.2f %% over %d episodes',
+                              f'{prefix}/ci95': results['ci95'],
+                              **{f'{prefix}/{k}': v for k, v in extra.items()}})
+  logging.info('%s accuracy at step %d: %.2f +- %.2f %% over %d episodes%s',
                prefix, step, results['accuracy'], results['ci95'],
-               results['num_episodes'])
+               results['num_episodes'],
+               ''.join(f'; {k} {v:.2f}' for k, v in extra.items()))
 
 
 def _check_finite(metrics, step, batch):
@@ -478,9 +486,6 @@ def _test(experiment, workdir, writer, abstract):
   _log_results(writer, step, 'test', results)
   writer.write_texts(step, {'test/per_class': json.dumps(
       results['per_class'], indent=1)})
-  for key in ('frames_in_span', 'alignment_cost'):
-    if key in results:
-      writer.write_scalars(step, {f'test/{key}': results[key]})
   if jax.process_index() == 0:
     with open(os.path.join(workdir, 'test_results.json'), 'w') as f:
       json.dump(results, f, indent=2)
