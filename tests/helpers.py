@@ -6,10 +6,15 @@ import subprocess
 import sys
 
 import numpy as np
-import tensorflow as tf
 from PIL import Image
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+NO_DECODE = tfds.decode.DeserializeMethod.DESERIALIZE_NO_DECODE
+SPLIT_FILE_NAMES = {'train': 'trainlist03.txt', 'validation': 'vallist03.txt',
+                    'test': 'testlist03.txt'}
 
 
 def jpeg(value, size=8):
@@ -39,6 +44,73 @@ def fake_records(videos_per_class, num_frames=10, size=8, first_label=0):
       frames = [jpeg(min(20 * f + v % 20, 255), size) for f in range(num_frames)]
       records.append(example(frames, first_label + c, f'class{c}/video{v}'))
   return records
+
+
+def write_split_dir(path, lines):
+  """Writes split files from {split: [(class name, video id)]}, one a line.
+
+  Names go back to the bytes they stand for ('surrogateescape'), so a line
+  can name a file whose name is not UTF-8: pass `os.fsdecode(b'...')`.
+
+  Returns:
+    `path`, the new split folder.
+  """
+  os.makedirs(path)
+  for split, entries in lines.items():
+    text = ''.join(f'{c}/{v}\n' for c, v in entries)
+    pathlib.Path(path, SPLIT_FILE_NAMES[split]).write_bytes(
+        text.encode('utf-8', 'surrogateescape'))
+  return path
+
+
+def write_video(path, colours, codec='libx264', options=None):
+  """A 32 x 32 video at 10 frames/s, one flat RGB colour a frame (PyAV).
+
+  Args:
+    path: the file; its extension chooses the container.
+    colours: [(r, g, b)] of each frame.
+    codec: PyAV's encoder name.
+    options: container options, e.g. {'movflags': 'faststart'} for an mp4
+      whose index comes before the frames.
+  """
+  av = pytest.importorskip('av')
+  with av.open(str(path), 'w', options=options or {}) as container:
+    stream = container.add_stream(codec, rate=10)
+    stream.width, stream.height, stream.pix_fmt = 32, 32, 'yuv420p'
+    for colour in colours:
+      frame = av.VideoFrame.from_ndarray(
+          np.full((32, 32, 3), colour, np.uint8), format='rgb24')
+      for packet in stream.encode(frame):
+        container.mux(packet)
+    for packet in stream.encode():
+      container.mux(packet)
+
+
+def write_frameless_video(path):
+  """A valid AVI whose video stream holds no frame (PyAV); returns `path`."""
+  av = pytest.importorskip('av')
+  with av.open(str(path), 'w') as container:
+    stream = container.add_stream('mpeg4', rate=10)
+    stream.height = stream.width = 16
+    container.start_encoding()
+    for packet in stream.encode():
+      container.mux(packet)
+  return str(path)
+
+
+def prepared_records(builder, split):
+  """(class name, video id, [JPEG bytes]) of each record of a prepared
+  real-dataset split, in record order."""
+  source = builder.as_data_source(split, deserialize_method=NO_DECODE)
+  names = builder.info.features['label'].names
+  out = []
+  for i in range(len(source)):
+    feature = source[i].features.feature
+    (label,) = feature['label'].int64_list.value
+    (video_id,) = feature['video_id'].bytes_list.value
+    out.append((names[label], video_id.decode(),
+                list(feature['frames'].bytes_list.value)))
+  return out
 
 
 def run_main(workdir, data_dir, *args, devices=1, check=True, timeout=600):

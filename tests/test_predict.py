@@ -268,15 +268,7 @@ def _garbage(folder):
 
 
 def _no_frames(folder):
-  """A valid AVI whose video stream has no frames."""
-  path = folder / 'empty.avi'
-  with av.open(str(path), 'w') as container:
-    stream = container.add_stream('mpeg4', rate=10)
-    stream.height = stream.width = 16
-    container.start_encoding()
-    for packet in stream.encode():
-      container.mux(packet)
-  return str(path)
+  return helpers.write_frameless_video(folder / 'empty.avi')
 
 
 def _empty_frame_folder(folder):

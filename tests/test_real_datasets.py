@@ -12,20 +12,17 @@ import pathlib
 import numpy as np
 from PIL import Image
 import pytest
-import tensorflow_datasets as tfds
 from tensorflow_datasets.core import shuffle as tfds_shuffle
 
 from input_pipeline import real_datasets
 from input_pipeline import splits
 from input_pipeline import video_decode
+from tests import helpers
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 SPLITS_ROOT = REPO_ROOT.parent / 'shared' / 'splits'
 needs_splits = pytest.mark.skipif(not SPLITS_ROOT.is_dir(),
                                   reason=f'{SPLITS_ROOT} is absent')
-NO_DECODE = tfds.decode.DeserializeMethod.DESERIALIZE_NO_DECODE
-FILE_NAMES = {'train': 'trainlist03.txt', 'validation': 'vallist03.txt',
-              'test': 'testlist03.txt'}
 
 
 def _pick(folder, classes_per_split, videos_per_class):
@@ -41,34 +38,12 @@ def _pick(folder, classes_per_split, videos_per_class):
   return picked
 
 
-def _write_split_dir(path, picked):
-  os.makedirs(path)
-  for split, lines in picked.items():
-    with open(path / FILE_NAMES[split], 'w') as f:
-      f.write(''.join(f'{c}/{v}\n' for c, v in lines))
-  return path
-
-
 def _colour(video, frame):
   return (10 + 20 * frame, 10 + 40 * (video % 6), 60 + 30 * (video // 6))
 
 
 def _mean_colour(jpeg_bytes):
   return np.asarray(Image.open(io.BytesIO(jpeg_bytes))).reshape(-1, 3).mean(0)
-
-
-def _records(builder, split):
-  """(class name, video id, [frame bytes]) of each record, in record order."""
-  source = builder.as_data_source(split, deserialize_method=NO_DECODE)
-  names = builder.info.features['label'].names
-  out = []
-  for i in range(len(source)):
-    feature = source[i].features.feature
-    (label,) = feature['label'].int64_list.value
-    (video_id,) = feature['video_id'].bytes_list.value
-    out.append((names[label], video_id.decode(),
-                list(feature['frames'].bytes_list.value)))
-  return out
 
 
 @pytest.fixture(scope='module')
@@ -78,7 +53,7 @@ def ucf(tmp_path_factory):
   base = tmp_path_factory.mktemp('ucf')
   picked = _pick('ucf_ARN', {'train': 3, 'validation': 2, 'test': 2},
                  lambda i: 3 if i % 2 == 0 else 2)
-  split_dir = _write_split_dir(base / 'ucf_ARN', picked)
+  split_dir = helpers.write_split_dir(base / 'ucf_ARN', picked)
   lines = [e for s in splits.SPLITS for e in picked[s]]
   deleted, empty = lines[1], lines[-1]
   frame_files = {}
@@ -109,7 +84,7 @@ def test_frames_build_has_listed_videos_labels_and_frames(ucf):
       c for s in splits.SPLITS for c, _ in picked[s]))
   assert builder.info.features['label'].names == expected_names
   for split in splits.SPLITS:
-    records = _records(builder, split)
+    records = helpers.prepared_records(builder, split)
     expected = [e for e in picked[split] if e in ucf['frame_files']]
     assert [(c, v) for c, v, _ in records] == expected
     for class_name, video_id, frames in records:
@@ -172,7 +147,7 @@ def test_ssv2_otam_flat_frames_resized(tmp_path, monkeypatch):
   monkeypatch.setattr(tfds_shuffle, 'BUCKETS_NUMBER', 10)
   picked = _pick('ssv2_OTAM', {'train': 2, 'validation': 1, 'test': 1},
                  lambda i: 2)
-  split_dir = _write_split_dir(tmp_path / 'ssv2_OTAM', picked)
+  split_dir = helpers.write_split_dir(tmp_path / 'ssv2_OTAM', picked)
   lines = [e for s in splits.SPLITS for e in picked[s]]
   for v, (_, video_id) in enumerate(lines):
     os.makedirs(tmp_path / 'root' / video_id)
@@ -194,7 +169,7 @@ def test_ssv2_otam_flat_frames_resized(tmp_path, monkeypatch):
   assert real_datasets.HORIZONTAL_FLIP_OK['ssv2_OTAM'] is False
   assert real_datasets.HORIZONTAL_FLIP_OK['ucf_ARN'] is True
   for split in splits.SPLITS:
-    records = _records(builder, split)
+    records = helpers.prepared_records(builder, split)
     assert [(c, v) for c, v, _ in records] == picked[split]
     for class_name, video_id, frames in records:
       v = lines.index((class_name, video_id))
@@ -214,37 +189,25 @@ COLOURS = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (0, 255, 255),
            (255, 128, 0)]
 
 
-def _write_video(path, colours, codec='libx264'):
-  av = pytest.importorskip('av')
-  with av.open(str(path), 'w') as container:
-    stream = container.add_stream(codec, rate=10)
-    stream.width, stream.height, stream.pix_fmt = 32, 32, 'yuv420p'
-    for colour in colours:
-      frame = av.VideoFrame.from_ndarray(
-          np.full((32, 32, 3), colour, np.uint8), format='rgb24')
-      for packet in stream.encode(frame):
-        container.mux(packet)
-    for packet in stream.encode():
-      container.mux(packet)
-
-
 @needs_splits
 def test_video_files_build(tmp_path):
   picked = _pick('ucf_ARN', {'train': 1, 'validation': 1, 'test': 1},
                  lambda i: 2)
-  split_dir = _write_split_dir(tmp_path / 'ucf_ARN', picked)
+  split_dir = helpers.write_split_dir(tmp_path / 'ucf_ARN', picked)
   root = tmp_path / 'root'
   (good, garbage), (webm, avi), (test_good, absent) = (
       picked[s] for s in splits.SPLITS)
   for class_name, _ in (good, webm, test_good):
     os.makedirs(root / class_name, exist_ok=True)
-  _write_video(root / good[0] / f'{good[1]}.mp4', COLOURS)
+  helpers.write_video(root / good[0] / f'{good[1]}.mp4', COLOURS)
   (root / garbage[0] / f'{garbage[1]}.avi').write_bytes(
       bytes(range(256)) * 8)
-  _write_video(root / webm[0] / f'{webm[1]}.webm', COLOURS[::-1],
-               codec='libvpx-vp9')
-  _write_video(root / avi[0] / f'{avi[1]}.avi', COLOURS[2:7], codec='mpeg4')
-  _write_video(root / test_good[0] / f'{test_good[1]}.mkv', COLOURS[:3])
+  helpers.write_video(root / webm[0] / f'{webm[1]}.webm', COLOURS[::-1],
+                      codec='libvpx-vp9')
+  helpers.write_video(root / avi[0] / f'{avi[1]}.avi', COLOURS[2:7],
+                      codec='mpeg4')
+  helpers.write_video(root / test_good[0] / f'{test_good[1]}.mkv',
+                      COLOURS[:3])
   builder = real_datasets.load(
       'ucf_ARN', data_dir=tmp_path / 'data', manual_dir=root,
       split_dir=split_dir, source='videos', max_frames=4, resize_short_side=16)
@@ -256,7 +219,7 @@ def test_video_files_build(tmp_path):
       'test': [(test_good, COLOURS[:3])],
   }
   for split in splits.SPLITS:
-    records = _records(builder, split)
+    records = helpers.prepared_records(builder, split)
     assert [(c, v) for c, v, _ in records] == [e for e, _ in expected[split]]
     for (_, _, frames), (_, colours) in zip(records, expected[split]):
       assert len(frames) == len(colours)
@@ -274,7 +237,7 @@ def test_video_files_build(tmp_path):
 def test_video_decode_survives_a_wrong_frame_count(tmp_path, monkeypatch,
                                                    estimate):
   path = tmp_path / 'v.mp4'
-  _write_video(path, COLOURS)
+  helpers.write_video(path, COLOURS)
   monkeypatch.setattr(video_decode, '_estimate_frame_count',
                       lambda _: estimate)
   frames, count = video_decode.decode_video_file(
@@ -336,7 +299,7 @@ def test_class_folders_with_underscores_for_spaces(tmp_path):
   """Kinetics class 'air drumming' may sit in the folder 'air_drumming'."""
   picked = _pick('kinetics_CMN', {'train': 1, 'validation': 1, 'test': 1},
                  lambda i: 1)
-  split_dir = _write_split_dir(tmp_path / 'kinetics_CMN', picked)
+  split_dir = helpers.write_split_dir(tmp_path / 'kinetics_CMN', picked)
   for v, (class_name, video_id) in enumerate(
       e for s in splits.SPLITS for e in picked[s]):
     assert ' ' in class_name
@@ -349,4 +312,4 @@ def test_class_folders_with_underscores_for_spaces(tmp_path):
       split_dir=split_dir)
   assert not real_datasets.missing_videos(builder)
   for split in splits.SPLITS:
-    assert [(c, v) for c, v, _ in _records(builder, split)] == picked[split]
+    assert [(c, v) for c, v, _ in helpers.prepared_records(builder, split)] == picked[split]
