@@ -7,7 +7,13 @@ with PyAV (`pip install av`; its wheels ship FFmpeg with its codecs).
 Long videos are subsampled uniformly to at most `max_frames` frames
 (`subsample_indices`), frames whose short side exceeds `resize_short_side` are
 shrunk to it (aspect kept; smaller frames are never enlarged), and JPEG frames
-that need no change keep their original bytes (no re-encoding).
+that need no change keep their original bytes (no re-encoding). Every other
+frame is stored as RGB JPEG whatever its mode: grey, palette, alpha, CMYK
+(JPEG only; PNG cannot hold it) and 16-bit grey PNG (`to_rgb`).
+
+A video that cannot be read raises `UnreadableVideoError` naming its file or
+folder: no folder or file, no frames, a frame or container that does not
+decode (zero bytes, truncated, not an image or video), no video stream.
 """
 
 import io
@@ -66,10 +72,28 @@ def target_size(width: int, height: int,
   return max(1, round(width * short_side / height)), short_side
 
 
+# Pillow modes of 16-bit grey images (a 16-bit grey PNG opens as 'I;16';
+# older Pillow versions opened it as 32-bit 'I' holding the same values).
+_SIXTEEN_BIT_GREY_MODES = ('I', 'I;16', 'I;16B', 'I;16L', 'I;16N')
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+  """The image in RGB mode, 8 bits a channel.
+
+  Pillow's own conversion of 16-bit grey clips every level above 255 to
+  white, so those levels are scaled instead (v * 255 / 65535, rounded); the
+  other modes (grey, palette, alpha, CMYK, ...) convert as Pillow does.
+  """
+  if image.mode in _SIXTEEN_BIT_GREY_MODES:
+    levels = np.clip(np.asarray(image, np.float64), 0, 65535) * (255 / 65535)
+    image = Image.fromarray(np.round(levels).astype(np.uint8), 'L')
+  return image.convert('RGB')
+
+
 def encode_jpeg(image: Image.Image, quality: int) -> bytes:
-  """The image as RGB JPEG bytes."""
+  """The image as RGB JPEG bytes (`to_rgb`)."""
   buffer = io.BytesIO()
-  image.convert('RGB').save(buffer, format='JPEG', quality=quality)
+  to_rgb(image).save(buffer, format='JPEG', quality=quality)
   return buffer.getvalue()
 
 
@@ -77,7 +101,7 @@ def _resize_and_encode(image: Image.Image, resize_short_side: int,
                        quality: int) -> bytes:
   size = target_size(*image.size, resize_short_side)
   if size is not None:
-    image = image.convert('RGB').resize(size, Image.Resampling.BILINEAR)
+    image = to_rgb(image).resize(size, Image.Resampling.BILINEAR)
   return encode_jpeg(image, quality)
 
 
