@@ -36,10 +36,15 @@ disabled), so `record_labels` gives the label of every record index.
 Next to the prepared data (`builder.data_dir`, i.e.
 `<data_dir>/few_shot_videos/<config>/<version>/`):
 
-* `missing_videos.txt`: one line per listed video that could not be read (no
-  folder or file, zero frames, undecodable), `split<TAB>class/video_id<TAB>
-  reason`; they are also counted in a logged warning. Nothing is dropped
-  silently.
+* `missing_videos.txt`: one line per split-file line whose video was not
+  written, `split<TAB>class/video_id<TAB>reason`: no folder or file (also for
+  a class that is not there), zero frames, undecodable (zero bytes, truncated,
+  not a video, no video stream, an unreadable frame), a video id that is not
+  valid UTF-8 (the record stores it as text; shown with \\xNN escapes, see
+  `splits.printable`), or a repeat of an earlier line of the split (the video
+  is written once, for its first line). They are also counted in a logged
+  warning. Nothing is dropped silently: the records of a split are its lines
+  less these.
 * `metadata.json` (TFDS metadata): 'video_counts' {split: {class: videos
   written}} for every listed class (zeros included), 'num_listed' and
   'num_missing' per split, 'record_labels' {split: [label of record i]},
@@ -259,16 +264,28 @@ class FewShotVideos(tfds.core.GeneratorBasedBuilder):
     # temporary buckets, so no bucket has to hold a whole split in memory.
     key_step = 2**128 // max(len(entries), 1)
 
-    def read(entry):
+    first_line = {}
+    for index, entry in enumerate(entries):
+      first_line.setdefault(entry, index)
+
+    def read(index):
+      class_name, video_id = entry = entries[index]
+      if first_line[entry] != index:
+        return None, (f'repeats an earlier line of the {split} split file; '
+                      'the video is written once')
+      if not splits_lib.is_utf8(video_id):
+        return None, ('video id is not valid UTF-8 and records store it as '
+                      'text; rename the file or folder and its split line')
       try:
-        return self._read_video(root, *entry), None
+        return self._read_video(root, class_name, video_id), None
       except video_decode.UnreadableVideoError as e:
         return None, str(e)
 
     counts = collections.Counter()
     labels, lengths = [], []
     missing = 0
-    results = _ordered_map(read, entries, self.builder_config.num_workers)
+    results = _ordered_map(read, range(len(entries)),
+                           self.builder_config.num_workers)
     for index, (entry, (frames, error)) in enumerate(zip(entries, results)):
       class_name, video_id = entry
       if frames is None:
@@ -307,7 +324,9 @@ class FewShotVideos(tfds.core.GeneratorBasedBuilder):
           f'{_MANUAL_DOWNLOAD_INSTRUCTIONS}')
 
   def _write_missing(self):
-    lines = ''.join(f'{s}\t{v}\t{r}\n' for s, v, r in self._missing)
+    # Names and reasons may hold bytes that are not UTF-8 (from file names).
+    lines = ''.join(splits_lib.printable(f'{s}\t{v}\t{r}\n')
+                    for s, v, r in self._missing)
     (epath.Path(self.data_dir) / MISSING_VIDEOS_FILE).write_text(lines)
 
 

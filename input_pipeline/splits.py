@@ -11,6 +11,16 @@ their names: `train*.txt`, `val*.txt` and `test*.txt` (for example
   the class within its split, so the class name is `f'{prefix}{N}'` with the
   prefix `train`, `val` or `test` of the file the line is in.
 
+Names are the bytes of file and folder names: a file is read as UTF-8, and a
+byte that is not UTF-8 is kept as Python keeps it in file names (the
+'surrogateescape' error handler), so the line still names the folder or file
+on disk. A class name must be valid UTF-8 (it becomes a label name, which is
+text); a video id need not be, and the dataset builder reports such a video
+(`printable` shows it with \\xNN escapes).
+
+A repeated line is returned again, in its place: the dataset builder reads the
+video once and reports each repeat, so that every line is accounted for.
+
 The benchmark folders (`splits/` beside DESIGN.md) are data, not part of the
 package: the project points to a split folder by config.
 """
@@ -71,6 +81,21 @@ class SplitFileError(ValueError):
   """A split file is missing, ambiguous or has a malformed line."""
 
 
+def is_utf8(name: str) -> bool:
+  """Whether `name` (read with 'surrogateescape') is valid UTF-8 text."""
+  try:
+    name.encode('utf-8')
+  except UnicodeEncodeError:
+    return False
+  return True
+
+
+def printable(name: str) -> str:
+  """`name` as UTF-8 text, its bytes that are not UTF-8 written as \\xNN."""
+  return name.encode('utf-8', 'surrogateescape').decode('utf-8',
+                                                         'backslashreplace')
+
+
 def infer_line_format(split_dir: str | os.PathLike) -> str:
   """The line format of a split folder: from its name, else `CLASS_VIDEO`."""
   protocol = SPLIT_PROTOCOLS.get(os.path.basename(os.path.normpath(split_dir)))
@@ -99,6 +124,7 @@ def read_split(split_dir: str | os.PathLike,
   """Reads one split file.
 
   Blank lines are skipped; spaces around a line are ignored (not inside it).
+  A repeated line is returned again (see the module docstring).
 
   Args:
     split_dir: folder holding `train*.txt`, `val*.txt` and `test*.txt`.
@@ -111,8 +137,8 @@ def read_split(split_dir: str | os.PathLike,
     the class name is the text before the slash, e.g. 'train8'.
 
   Raises:
-    SplitFileError: naming the file and line number of a malformed or repeated
-      line (or a missing split file).
+    SplitFileError: naming the file and line number of a malformed line or of
+      a class name that is not valid UTF-8 (or a missing split file).
   """
   line_format = line_format or infer_line_format(split_dir)
   if line_format not in LINE_FORMATS:
@@ -120,8 +146,7 @@ def read_split(split_dir: str | os.PathLike,
                      f'got {line_format!r}')
   path = split_file(split_dir, split)
   entries = []
-  seen = {}
-  with open(path, encoding='utf-8') as f:
+  with open(path, encoding='utf-8', errors='surrogateescape') as f:
     for lineno, raw in enumerate(f, start=1):
       line = raw.strip()
       if not line:
@@ -129,9 +154,14 @@ def read_split(split_dir: str | os.PathLike,
       where = f'{path}:{lineno}'
       parts = line.split('/')
       if len(parts) != 2 or not parts[0].strip() or not parts[1].strip():
-        raise SplitFileError(
-            f'{where}: expected one {line_format!r} entry, got {line!r}.')
+        raise SplitFileError(f'{where}: expected one {line_format!r} entry, '
+                             f'got {printable(line)!r}.')
       class_name, video_id = parts[0].strip(), parts[1].strip()
+      if not is_utf8(class_name):
+        raise SplitFileError(
+            f'{where}: class name {printable(class_name)!r} is not valid '
+            'UTF-8; class names become label names, which are text: rename '
+            'the class folder and its lines.')
       if line_format == SPLIT_INDEX_VIDEO:
         match = _OTAM_CLASS.match(class_name)
         if not match or match.group(1) != _OTAM_PREFIX[split]:
@@ -139,12 +169,7 @@ def read_split(split_dir: str | os.PathLike,
               f'{where}: expected "{_OTAM_PREFIX[split]}N/video_id" '
               f'(N = class index), got {line!r}.')
         class_name = f'{_OTAM_PREFIX[split]}{int(match.group(2))}'
-      key = (class_name, video_id)
-      if key in seen:
-        raise SplitFileError(
-            f'{where}: {line!r} repeats line {seen[key]}.')
-      seen[key] = lineno
-      entries.append(key)
+      entries.append((class_name, video_id))
   if not entries:
     raise SplitFileError(f'{path} lists no videos.')
   return entries
