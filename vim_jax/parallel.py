@@ -42,13 +42,33 @@ class Runner:
       n = self.num_local_devices
       return jax.tree.map(
           lambda x: np.broadcast_to(np.asarray(x), (n,) + np.shape(x)), state)
-    return jax.device_put(state, NamedSharding(self.mesh, P()))
+    return self._replicate(state)
 
   def get_state(self, state):
     """A replicated state as global arrays without a device axis."""
     if self.kind == 'pmap':
-      return jax.tree.map(lambda x: x[0], state)
+      state = jax.tree.map(lambda x: x[0], state)
+      if jax.process_count() > 1:
+        # pmap's outputs live on this process's devices only; checkpoints
+        # and the evaluation take arrays over every process's devices.
+        return self._replicate(state)
     return state
+
+  def _replicate(self, tree):
+    """Arrays (the same in every process) -> replicated over the mesh."""
+    sharding = NamedSharding(self.mesh, P())
+
+    def put(x):
+      # An array on this process's devices alone (a restored checkpoint)
+      # cannot be moved to other processes' devices where the runtime has no
+      # cross-host transfers (CPU): each process gives its identical copy
+      # from host memory instead.
+      if (isinstance(x, jax.Array) and x.is_fully_addressable and
+          not sharding.is_fully_addressable):
+        x = np.asarray(x)
+      return jax.device_put(x, sharding)
+
+    return jax.tree.map(put, tree)
 
   # Batches: split along the leading (episode) axis.
   def put_batch(self, batch):

@@ -230,6 +230,23 @@ def _write_figures(experiment, variables, workdir, writer, step):
     writer.write_images(step, {f'test/{k}': v[None] for k, v in images.items()})
 
 
+def _open_sources(experiment, splits):
+  """Opens `splits`, preparing their datasets where needed.
+
+  Preparing writes the dataset's files under the TFDS data_dir, which the
+  processes of a job share: process 0 prepares them while the others wait at
+  a barrier, then they read what it wrote (two writers would collide on the
+  same folder).
+  """
+  if jax.process_index() == 0:
+    for split in splits:
+      experiment.source(split)
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices('datasets prepared')
+  for split in splits:
+    experiment.source(split)
+
+
 def _variables(state):
   return {'params': state.params, 'batch_stats': state.batch_stats}
 
@@ -285,8 +302,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
       f.write(config.to_json_best_effort(indent=2))
   experiment = Experiment(config, runner)
   train = config.train
-  for split in datasets.SPLITS:  # fail on bad data before training starts
-    experiment.source(split)
+  _open_sources(experiment, datasets.SPLITS)  # bad data fails before training
 
   latest, best = _managers(workdir, train.checkpoint_every,
                            train.keep_checkpoints)
@@ -302,7 +318,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
     hooks = [periodic_actions.ReportProgress(
         num_train_steps=train.num_steps, writer=writer, every_secs=None,
         every_steps=train.log_every)]
-  episode_log = open(os.path.join(workdir, 'train_episodes.tsv'), 'a')
+  episode_log = _EpisodeLog(os.path.join(workdir, 'train_episodes.tsv'))
   best_val = _best_value(best)
   train_metrics = None
   step = start_step
@@ -316,8 +332,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
     state, metrics = experiment.train_step(state, batch)
     metrics = runner.get_replicated(metrics)
     _check_finite(metrics, step, batch)
-    episode_log.write(f'{step}\t{",".join(map(str, batch["index"]))}\n')
-    episode_log.flush()
+    episode_log.write(step, batch['index'])
     update = metrics_collection(tuple(sorted(metrics))).single_from_model_output(**metrics)
     train_metrics = update if train_metrics is None else train_metrics.merge(
         update)
@@ -355,6 +370,31 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
   results = _test(experiment, workdir, writer, _abstract(_variables(host_state)))
   writer.flush()
   return results
+
+
+class _EpisodeLog:
+  """train_episodes.tsv: one line per step, its global episode indices.
+
+  Every process holds only its share of a step's episodes: they are gathered
+  (in process order, which is the stream's order, see
+  `episodes_lib.train_indices`) and process 0 writes the line, so the file
+  is the same for any number of processes.
+  """
+
+  def __init__(self, path):
+    self._file = open(path, 'a') if jax.process_index() == 0 else None
+
+  def write(self, step, local_indices):
+    indices = np.asarray(local_indices)
+    if jax.process_count() > 1:
+      indices = multihost_utils.process_allgather(indices, tiled=True)
+    if self._file:
+      self._file.write(f'{step}\t{",".join(map(str, indices))}\n')
+      self._file.flush()
+
+  def close(self):
+    if self._file:
+      self._file.close()
 
 
 def _profile_window(num_steps, start_step, workdir):
@@ -468,7 +508,13 @@ def restore_variables(workdir, which, abstract):
     raise FileNotFoundError(
         f'config.eval.checkpoint={which!r}: no such checkpoint in '
         f'{latest.directory} (have {latest.all_steps()}).')
-  state = latest.restore(step, args=ocp.args.StandardRestore())
+  # Without a target each array takes the sharding it was saved with; where
+  # that names devices this layout lacks (2 processes of 2 CPU devices save
+  # on device ids 0, 1, 2048, 2049), every process reads the arrays whole
+  # onto its first local device instead.
+  state = latest.restore(step, args=ocp.args.StandardRestore(
+      fallback_sharding=jax.sharding.SingleDeviceSharding(
+          jax.local_devices()[0])))
   variables = {'params': state['params'], 'batch_stats': state['batch_stats']}
   return jax.tree.map(jnp.asarray, variables), f'checkpoints/{step}'
 
@@ -500,6 +546,7 @@ def evaluate_only(config: ml_collections.ConfigDict, workdir: str):
   if not os.path.isdir(os.path.join(workdir, 'checkpoints')):
     raise FileNotFoundError(f'--workdir={workdir} holds no checkpoints/.')
   experiment = Experiment(config, runner)
+  _open_sources(experiment, ('test',))
   abstract = _abstract(_variables(experiment.init_state()))
   writer = metric_writers.create_default_writer(
       workdir, just_logging=jax.process_index() > 0)
