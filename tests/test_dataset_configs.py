@@ -20,7 +20,7 @@ from input_pipeline import splits
 from tests import helpers
 from tests.test_configs import _parse
 from tests.test_real_datasets import _pick
-from tests.test_real_datasets import _write_split_dir
+from tests.helpers import write_split_dir
 from tests.test_real_datasets import needs_splits
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -190,7 +190,7 @@ def _frame_tree(base, folder):
                  lambda i: 4)
   picked['validation'] = picked['validation'][:2] + picked['validation'][4:6]
   picked['test'] = picked['test'][:2] + picked['test'][4:6]
-  split_dir = _write_split_dir(base / folder, picked)
+  split_dir = write_split_dir(base / folder, picked)
   for split in splits.SPLITS:
     for v, (class_name, video_id) in enumerate(picked[split]):
       path = base / f'{folder}_frames' / class_name / video_id
