@@ -106,10 +106,11 @@ def train_step(state: TrainState, batch, *, model, tx, train_config):
   keys = episode_keys(state.rng, batch['index'])
   # The routed second alignment pass only matters when L_inter is weighed
   # (its metric is the same value either way).
-  inter_grad = train_config.inter_grad if train_config.mu2 else 'all'
+  inter_grad = (train_config.inter_grad
+                if losses.term_weight(train_config, 'inter_loss') else 'all')
   # L_intra's inputs (a second scan of the amplified frames) only when it
   # is weighed.
-  intra = bool(train_config.mu1)
+  intra = bool(losses.term_weight(train_config, 'intra_loss'))
 
   def loss_fn(params, term=None):
     def one(episode, key):

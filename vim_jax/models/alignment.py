@@ -325,6 +325,12 @@ class ActionAlignment(nn.Module):
     return (tuple(switches.in_force(self.config, n, train) for n in names),
             tuple(switches.ever_on(self.config, n) for n in names))
 
+  def perturbs(self, train: bool) -> bool:
+    """Whether SC's offsets are perturbed (needs a key) in this mode."""
+    cfg = self.config
+    return bool(train and switches.in_force(cfg, 'spatial', train)
+                and cfg.perturbations > 0 and cfg.perturbation_scale > 0)
+
   def _pool_pairs(self, raw_offsets, size, train, rng):
     """Pooling weights of the support (+o) and query (-o) for every pair.
 
@@ -342,7 +348,7 @@ class ActionAlignment(nn.Module):
     side = jnp.array(size, jnp.float32)  # [2] cells per map side (h, w)
     offsets = raw_offsets * (cfg.max_shift * side)  # [V_q, N, T, 2] cells
     every = offsets[None]  # [1 + P, V_q, N, T, 2]
-    if train and cfg.perturbations > 0 and cfg.perturbation_scale > 0:
+    if self.perturbs(train):
       if rng is None:
         rng = self.make_rng('sampler')
       noise = jax.random.normal(rng, (cfg.perturbations,) + offsets.shape)

@@ -197,17 +197,14 @@ class FewShotModel(nn.Module):
           'vtm,vmc->vtc', jax.lax.stop_gradient(aux['indicators']),
           aux['scan_frames'], precision=jax.lax.Precision.HIGHEST)
       outputs['distill_frames'] = (scan_frames, features)
-    if hasattr(self, 'head'):
+    if self.config.get('head', 'protonet') != 'protonet':
       unaligned = self.head(features[:num_support], labels,
                             features[num_support:], train=train)
     else:
       unaligned = self._logits(features, labels, num_support)
     if uses_alignment(self.config):
       # One key for both passes: the routed pass perturbs SC alike.
-      cfg = self.config.alignment
-      perturbs = (train and switches.in_force(cfg, 'spatial', train)
-                  and cfg.perturbations > 0 and cfg.perturbation_scale > 0)
-      rng = self.make_rng('sampler') if perturbs else None
+      rng = self.make_rng('sampler') if self.alignment.perturbs(train) else None
       query_aligned, prototypes, outputs['alignment'] = self.alignment(
           maps[:num_support], labels, maps[num_support:], train=train,
           rng=rng)
