@@ -4,9 +4,17 @@ Prints a Markdown table; each row is a config (with overrides). The train-step
 time of the first row is the baseline of the `x baseline` column, measured in
 the same run; `pipeline headroom` is how many times faster the input pipeline
 alone produces episodes than the train step consumes them (< 1: input-bound).
+Each step's FLOPs are XLA's count of the compiled program
+(`cost_analysis()`), so `TFLOP/s` is what the step achieved, and with
+`--peak_tflops` (the device's peak at the row's dtype) the table adds the
+model FLOP utilisation, achieved / peak.
 
   python benchmarks/step_time.py                      # test + synthetic configs
   python benchmarks/step_time.py --rows=synthetic,synthetic_sampler --steps=10
+  python benchmarks/step_time.py --rows=paper_protonet,paper_vim \
+      --peak_tflops=989                               # paper size (H100 bf16)
+
+`benchmarks/accelerator.sh` runs the paper-size rows in float32 and bfloat16.
 """
 import os
 import sys
@@ -17,6 +25,11 @@ from absl import flags
 from absl import logging
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+_FULL_VIM = {'model.sampler.enabled': True,
+             'model.alignment.transform': True,
+             'model.alignment.rearrange': True,
+             'model.alignment.spatial': True}
 
 # name -> (config module, config argument, overrides)
 ROWS = {
@@ -33,6 +46,13 @@ ROWS = {
     'synthetic_alignment': ('synthetic', None, {
         'model.alignment.transform': True, 'model.alignment.rearrange': True,
         'model.alignment.spatial': True}),
+    # The paper's size (configs/default.py: ResNet-50 at 224 px, the 0.5x
+    # ShuffleNetV2 scan net at 64 px, M = 20, T = 8, 5-way 1-shot, Q = 5).
+    'paper_protonet': ('default', None, {}),
+    'paper_vim': ('default', None, _FULL_VIM),
+    'paper_protonet_bf16': ('default', None, {'model.dtype': 'bfloat16'}),
+    'paper_vim_bf16': ('default', None, {**_FULL_VIM,
+                                         'model.dtype': 'bfloat16'}),
 }
 
 flags.DEFINE_list('rows', ['test', 'synthetic'], f'Rows, from {sorted(ROWS)}.')
@@ -40,6 +60,8 @@ flags.DEFINE_integer('steps', 5, 'Timed train steps (after one warm-up step).')
 flags.DEFINE_integer('eval_batches', 5, 'Timed eval batches.')
 flags.DEFINE_integer('pipeline_batches', 10, 'Timed pipeline batches.')
 flags.DEFINE_string('tfds_data_dir', None, 'TFDS data dir (default: TFDS).')
+flags.DEFINE_float('peak_tflops', None, "The device's peak TFLOP/s at the "
+                   "rows' dtype: adds model FLOP utilisation (MFU) columns.")
 FLAGS = flags.FLAGS
 
 
@@ -71,6 +93,13 @@ def _timed(fn, count):
   return (time.perf_counter() - start) / count
 
 
+def _flops(step, *args):
+  """XLA's FLOP count of one call of the compiled `step` on `args`."""
+  cost = step.lower(*args).compile().cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  return float(cost['flops'])
+
+
 def measure(name):
   """Seconds per episode for one row."""
   import jax  # pylint: disable=g-import-not-at-top
@@ -90,6 +119,8 @@ def measure(name):
   batches = experiment.train_batches(0)
   cached = [next(batches) for _ in range(FLAGS.steps + 1)]
   state = runner.put_state(experiment.init_state())
+  train_flops = _flops(experiment._train_step,  # pylint: disable=protected-access
+                       state, runner.put_batch(cached[0])) / episodes
   state, metrics = experiment.train_step(state, cached[0])  # compile
   jax.block_until_ready(metrics)
   it = iter(cached[1:])
@@ -113,15 +144,19 @@ def measure(name):
       indices=tf.data.Dataset.range(eval_episodes * (FLAGS.eval_batches + 1)),
       batch=eval_episodes).as_numpy_iterator()
   eval_cached = [runner.put_batch(b) for b in eval_batches]
+  eval_flops = _flops(experiment._eval_step,  # pylint: disable=protected-access
+                      variables, eval_cached[0]) / eval_episodes
   jax.block_until_ready(experiment._eval_step(variables, eval_cached[0]))  # pylint: disable=protected-access
   eval_it = iter(eval_cached[1:])
   eval_time = _timed(lambda: jax.block_until_ready(
       experiment._eval_step(variables, next(eval_it))),  # pylint: disable=protected-access
                      FLAGS.eval_batches) / eval_episodes
   return dict(train=train_time, eval=eval_time, pipeline=pipeline,
+              train_flops=train_flops, eval_flops=eval_flops,
               shape=f'{config.data.way}w{config.data.shot}s{config.data.query}q '
                     f'T={config.model.frames} {config.data.frame_size}px '
-                    f'{config.model.backbone}/{config.model.backbone_width}')
+                    f'{config.model.backbone}/{config.model.backbone_width} '
+                    f'{config.model.dtype}')
 
 
 def main(argv):
@@ -134,13 +169,22 @@ def main(argv):
   base = results[FLAGS.rows[0]]['train']
   print(f'\ndevice: {jax.devices()[0].device_kind}, 1 device; seconds per '
         f'episode\n')
-  print('| row | episode | train step s/ep | x baseline | eval s/ep | '
-        'pipeline s/ep | pipeline ep/s | pipeline headroom |')
-  print('|---|---|---|---|---|---|---|---|')
+  peak = FLAGS.peak_tflops
+  mfu_head = ' train MFU | eval MFU |' if peak else ''
+  print('| row | episode | train step s/ep | train ep/s | x baseline | '
+        'eval ms/ep | train GFLOP/ep | eval GFLOP/ep | train TFLOP/s | '
+        'eval TFLOP/s |' + mfu_head + ' pipeline s/ep | pipeline ep/s | '
+        'pipeline headroom |')
+  print('|---' * (13 + 2 * bool(peak)) + '|')
   for name, r in results.items():
-    print(f"| {name} | {r['shape']} | {r['train']:.4f} | "
-          f"{r['train'] / base:.2f} | {r['eval']:.4f} | {r['pipeline']:.4f} | "
-          f"{1 / r['pipeline']:.1f} | {r['train'] / r['pipeline']:.1f} |")
+    achieved = [r[f'{k}_flops'] / r[k] / 1e12 for k in ('train', 'eval')]
+    mfu = ''.join(f' {100 * a / peak:.3g}% |' for a in achieved) if peak else ''
+    print(f"| {name} | {r['shape']} | {r['train']:.4f} | {1 / r['train']:.2f} "
+          f"| {r['train'] / base:.2f} | {1e3 * r['eval']:.1f} | "
+          f"{r['train_flops'] / 1e9:.3g} | {r['eval_flops'] / 1e9:.3g} | "
+          f"{achieved[0]:.3g} | {achieved[1]:.3g} |{mfu} "
+          f"{r['pipeline']:.4f} | {1 / r['pipeline']:.1f} | "
+          f"{r['train'] / r['pipeline']:.1f} |")
 
 
 if __name__ == '__main__':
