@@ -213,3 +213,23 @@ def test_corrupt_latest_checkpoint_resumes_from_the_previous(
   proc = _main(workdir, data_dir, '--config.train.num_steps=6', check=False)
   assert proc.returncode != 0
   assert 'No readable checkpoint in' in proc.stderr
+
+
+def test_sigterm_flag_puts_the_previous_handler_back():
+  from vim_jax import train  # pylint: disable=g-import-not-at-top
+  received = []
+  handler = lambda *_: received.append(1)  # pylint: disable=unnecessary-lambda-assignment
+  previous = signal.signal(signal.SIGTERM, handler)
+  try:
+    with pytest.raises(KeyError):
+      with train._sigterm_flag() as flag:
+        assert signal.getsignal(signal.SIGTERM) is not handler
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert flag.wait(10) and train._sigterm_processes(flag) == [0]
+        raise KeyError('training failed')
+    assert signal.getsignal(signal.SIGTERM) is handler and not received
+    with train._sigterm_flag() as flag:
+      assert train._sigterm_processes(flag) == []
+    assert signal.getsignal(signal.SIGTERM) is handler
+  finally:
+    signal.signal(signal.SIGTERM, previous)

@@ -8,6 +8,7 @@
   train_episodes.tsv    step and episode indices consumed (resume audit)
   test_results.json     mean accuracy, 95% CI, per-class accuracy
 """
+import contextlib
 import functools
 import json
 import logging
@@ -322,51 +323,53 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
   best_val = _best_value(best)
   train_metrics = None
   step = start_step
-  logging.info('Training steps %d..%d on %d device(s) (%s)', start_step,
-               train.num_steps, runner.num_devices, config.parallel)
   profile = _profile_window(train.profile_steps, start_step, workdir)
-  preempted = _sigterm_flag()
-  for step, batch in enumerate(experiment.train_batches(start_step),
-                               start=start_step + 1):
-    profile(step)
-    state, metrics = experiment.train_step(state, batch)
-    metrics = runner.get_replicated(metrics)
-    _check_finite(metrics, step, batch)
-    episode_log.write(step, batch['index'])
-    update = metrics_collection(tuple(sorted(metrics))).single_from_model_output(**metrics)
-    train_metrics = update if train_metrics is None else train_metrics.merge(
-        update)
-    for hook in hooks:
-      hook(step)
-    if step % train.log_every == 0 or step == train.num_steps:
-      writer.write_scalars(step, {f'train/{k}': v for k, v in
-                                  train_metrics.compute().items()})
-      train_metrics = None
+  stopping = []  # the processes that got SIGTERM, the same in every process
+  with _sigterm_flag() as sigterm:
+    logging.info('Training steps %d..%d on %d device(s) (%s)', start_step,
+                 train.num_steps, runner.num_devices, config.parallel)
+    for step, batch in enumerate(experiment.train_batches(start_step),
+                                 start=start_step + 1):
+      profile(step)
+      state, metrics = experiment.train_step(state, batch)
+      metrics = runner.get_replicated(metrics)
+      _check_finite(metrics, step, batch)
+      episode_log.write(step, batch['index'])
+      stopping = _sigterm_processes(sigterm)
+      update = metrics_collection(tuple(sorted(metrics))).single_from_model_output(**metrics)
+      train_metrics = update if train_metrics is None else train_metrics.merge(
+          update)
+      for hook in hooks:
+        hook(step)
+      if step % train.log_every == 0 or step == train.num_steps:
+        writer.write_scalars(step, {f'train/{k}': v for k, v in
+                                    train_metrics.compute().items()})
+        train_metrics = None
+      host_state = runner.get_state(state)
+      latest.save(step, args=ocp.args.StandardSave(host_state),
+                  force=bool(stopping))
+      if step % train.eval_every == 0 or step == train.num_steps:
+        val = experiment.evaluate(_variables(host_state), 'validation',
+                                  train.val_episodes, config.eval.seed)
+        _log_results(writer, step, 'val', val)
+        if best_val is None or val['accuracy'] > best_val:
+          best_val = val['accuracy']
+          best.save(step, args=ocp.args.Composite(
+              variables=ocp.args.StandardSave(_variables(host_state)),
+              meta=ocp.args.JsonSave(dict(step=step, val=val))), force=True)
+      if stopping:
+        break
+    profile(None)
+    episode_log.close()
     host_state = runner.get_state(state)
-    latest.save(step, args=ocp.args.StandardSave(host_state),
-                force=preempted.is_set())
-    if step % train.eval_every == 0 or step == train.num_steps:
-      val = experiment.evaluate(_variables(host_state), 'validation',
-                                train.val_episodes, config.eval.seed)
-      _log_results(writer, step, 'val', val)
-      if best_val is None or val['accuracy'] > best_val:
-        best_val = val['accuracy']
-        best.save(step, args=ocp.args.Composite(
-            variables=ocp.args.StandardSave(_variables(host_state)),
-            meta=ocp.args.JsonSave(dict(step=step, val=val))), force=True)
-    if preempted.is_set():
-      latest.wait_until_finished()
-      best.wait_until_finished()
-      profile(None)
-      episode_log.close()
-      raise Preempted(step)
-  profile(None)
-  episode_log.close()
-  host_state = runner.get_state(state)
-  if step not in latest.all_steps():
-    latest.save(step, args=ocp.args.StandardSave(host_state), force=True)
-  latest.wait_until_finished()
-  best.wait_until_finished()
+    if step not in latest.all_steps():
+      latest.save(step, args=ocp.args.StandardSave(host_state), force=True)
+    latest.wait_until_finished()
+    best.wait_until_finished()
+    # A SIGTERM after the last step's decision still stops before the test.
+    stopping = stopping or _sigterm_processes(sigterm)
+  if stopping:
+    raise Preempted(step, stopping)
   results = _test(experiment, workdir, writer, _abstract(_variables(host_state)))
   writer.flush()
   return results
@@ -430,20 +433,78 @@ PREEMPTED_EXIT_STATUS = 128 + signal.SIGTERM
 
 class Preempted(Exception):
   """SIGTERM arrived; the checkpoint of `step` is saved. main.py exits with
-  `PREEMPTED_EXIT_STATUS`; running the same command again resumes."""
+  `PREEMPTED_EXIT_STATUS`; running the same command again resumes.
 
-  def __init__(self, step):
-    super().__init__(f'SIGTERM: stopped after step {step}, whose checkpoint '
-                     'is saved; run the same command again to resume.')
+  Args:
+    step: the last step trained, whose checkpoint every process saved.
+    processes: the processes that received SIGTERM (every process of the
+      job stops at `step`, whichever received it).
+  """
+
+  def __init__(self, step, processes=(0,)):
+    where = ''
+    if jax.process_count() > 1:
+      where = (f' (SIGTERM reached process {", ".join(map(str, processes))} '
+               f'of {jax.process_count()}; every process stopped there)')
+    super().__init__(f'SIGTERM: stopped after step {step}{where}, whose '
+                     'checkpoint is saved; run the same command again to '
+                     'resume.')
     self.step = step
+    self.processes = list(processes)
 
 
+@contextlib.contextmanager
 def _sigterm_flag():
-  """An event set by SIGTERM (from the main thread only; else never set)."""
+  """An event that SIGTERM sets while the block runs.
+
+  The handler is installed from the main thread only (Python allows no
+  other; elsewhere the event is never set) and the previous one is put back
+  when the block ends, by return or exception, so that SIGTERM after training
+  (during the test) has its usual effect instead of setting a flag nobody
+  reads. A handler installed outside Python is invisible to
+  `signal.signal` and cannot be put back: JAX's preemption notifier, which
+  `jax.distributed.initialize` installs, is replaced by this one while
+  training (the processes decide together instead, see
+  `_sigterm_processes`), and SIGTERM has its default effect afterwards.
+  """
   flag = threading.Event()
-  if threading.current_thread() is threading.main_thread():
-    signal.signal(signal.SIGTERM, lambda *_: flag.set())
-  return flag
+  if threading.current_thread() is not threading.main_thread():
+    yield flag
+    return
+  previous = signal.signal(signal.SIGTERM, lambda *_: flag.set())
+  try:
+    yield flag
+  finally:
+    signal.signal(signal.SIGTERM,
+                  signal.SIG_DFL if previous is None else previous)
+
+
+def _sigterm_processes(flag) -> list[int]:
+  """The processes whose SIGTERM flag is set, the same list in every process.
+
+  Every process calls this at the same point of every step and stops after
+  that step when the list is not empty. A process that stopped on its own
+  flag would leave the others waiting at the next step's collective (the
+  gradient mean) while it saves, and orbax's save of global arrays needs
+  every process: so with several processes each step all-gathers one bool
+  per process (a few milliseconds on CPU, next to the episode indices the
+  step already gathers) and all stop at the same step, save the same
+  checkpoint and exit alike. One process reads its flag alone (no
+  collective).
+
+  JAX's own protocol (`multihost_utils.reached_preemption_sync_point`, which
+  orbax's CheckpointManager can consult) works on CPU too but is not used:
+  it exists only under `jax.distributed`, so one process would still need
+  this flag; its SIGTERM notifier is a C handler that Python can neither see
+  nor put back; and it agrees in a background thread, through a barrier of
+  the coordination service, on the step after the fastest process's. The
+  gather is one code path with the one-process flag and decides at the step
+  every process is at.
+  """
+  if jax.process_count() == 1:
+    return [0] if flag.is_set() else []
+  flags = multihost_utils.process_allgather(np.asarray(flag.is_set()))
+  return np.flatnonzero(np.asarray(flags)).tolist()
 
 
 def _resume(latest, state):
