@@ -4,6 +4,7 @@
 `--mode=eval`. Workdir layout:
   checkpoints/<step>/   latest states (orbax; resume restores from here)
   best/<step>/          the parameters with the best validation accuracy
+  */corrupt-<step>/     a checkpoint a resumed run could not read, set aside
   events.*              CLU summaries (TensorBoard)
   train_episodes.tsv    step and episode indices consumed (resume audit)
   test_results.json     mean accuracy, 95% CI, per-class accuracy
@@ -310,6 +311,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
   state = experiment.init_state()
   state = _resume(latest, state)
   start_step = int(state.step)
+  best_val = _best_value(best, _abstract(_variables(state)))
   state = runner.put_state(state)
 
   writer = metric_writers.create_default_writer(
@@ -320,7 +322,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
         num_train_steps=train.num_steps, writer=writer, every_secs=None,
         every_steps=train.log_every)]
   episode_log = _EpisodeLog(os.path.join(workdir, 'train_episodes.tsv'))
-  best_val = _best_value(best)
   train_metrics = None
   step = start_step
   profile = _profile_window(train.profile_steps, start_step, workdir)
@@ -507,14 +508,45 @@ def _sigterm_processes(flag) -> list[int]:
   return np.flatnonzero(np.asarray(flags)).tolist()
 
 
+class UnreadableCheckpointError(RuntimeError):
+  """A checkpoint that is needed cannot be read (truncated, partly deleted);
+  the message names its folder and what failed."""
+
+
+def _why(error) -> str:
+  """What failed, in one line: orbax's and TensorStore's errors run long."""
+  text = ' '.join(str(error).split())
+  return f'{type(error).__name__}: {text[:300]}'
+
+
+def _set_aside(manager, step, error):
+  """Says that `manager`'s `step` cannot be read; moves it to corrupt-STEP.
+
+  The folder is kept beside the others for inspection, and out of orbax's
+  way when that step is saved again (orbax refuses to save a step that
+  exists). Process 0 moves it; every process waits for the move before
+  listing the steps again (all of them failed to read the same files).
+  """
+  folder = os.path.join(manager.directory, str(step))
+  logging.error('Checkpoint %s cannot be read (%s); moving it to corrupt-%d.',
+                folder, _why(error), step)
+  if jax.process_index() == 0:
+    aside = os.path.join(manager.directory, f'corrupt-{step}')
+    while os.path.exists(aside):  # an earlier corrupt copy of the step
+      aside += '+'
+    os.replace(folder, aside)
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices(f'set aside {folder}')
+  manager.reload()
+
+
 def _resume(latest, state):
   """The newest readable checkpoint's state, or `state` without any.
 
   A checkpoint that cannot be read (truncated, partly deleted) is said by
-  name, moved aside to `corrupt-STEP` beside it (kept for inspection, and out
-  of orbax's way when that step is saved again) and the previous kept one is
-  tried. No readable checkpoint at all is an error: starting over silently
-  would lose the run.
+  name and set aside (`_set_aside`), and the previous kept one is tried. No
+  readable checkpoint at all is an error: starting over silently would lose
+  the run.
   """
   steps = sorted(latest.all_steps(), reverse=True)
   for step in steps:
@@ -522,53 +554,46 @@ def _resume(latest, state):
       restored = latest.restore(
           step, args=ocp.args.StandardRestore(_abstract(state)))
     except Exception as error:  # pylint: disable=broad-except
-      folder = os.path.join(latest.directory, str(step))
-      logging.error('Checkpoint %s cannot be read (%s: %s); moving it to '
-                    'corrupt-%d and trying the previous one.', folder,
-                    type(error).__name__, str(error)[:300], step)
-      if jax.process_index() == 0:
-        aside = os.path.join(latest.directory, f'corrupt-{step}')
-        while os.path.exists(aside):  # an earlier corrupt copy of the step
-          aside += '+'
-        os.replace(folder, aside)
-      latest.reload()
+      _set_aside(latest, step, error)
       continue
     logging.info('Resuming from %s step %d', latest.directory, step)
     return restored
   if steps:
-    raise RuntimeError(
+    raise UnreadableCheckpointError(
         f'No readable checkpoint in {latest.directory} (tried steps {steps}; '
         'each is moved to corrupt-STEP): nothing to resume from.')
   return state
 
 
-def _best_value(best):
+def _best_value(best, abstract):
+  """The kept best checkpoint's validation accuracy; None without one.
+
+  A resumed run keeps a new best only when it beats this one. The whole
+  checkpoint is read (its record and its variables, as `abstract`), not the
+  record alone: a best whose variables are unreadable could never be tested,
+  yet its accuracy would keep every later validation from replacing it. An
+  unreadable one is set aside (`_set_aside`) and None returned, so the next
+  validation saves a new best.
+  """
   step = best.latest_step()
   if step is None:
     return None
-  meta = best.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
-  return meta.meta['val']['accuracy']
-
-
-def restore_variables(workdir, which, abstract):
-  """Variables of the 'best', 'latest' or a numbered checkpoint."""
-  latest, best = _managers(workdir)
-  if which == 'best' and best.latest_step() is None:
-    logging.warning('No best/ checkpoint in %s (no validation ran): testing '
-                    'the latest state instead.', workdir)
-  if which == 'best' and best.latest_step() is not None:
-    step = best.latest_step()
+  try:
     restored = best.restore(step, args=ocp.args.Composite(
-        variables=ocp.args.StandardRestore(abstract)))
-    return restored.variables, f'best/{step}'
-  if which in ('best', 'latest'):
-    step = latest.latest_step()
-  else:
-    step = int(which)
-  if step is None or step not in latest.all_steps():
-    raise FileNotFoundError(
-        f'config.eval.checkpoint={which!r}: no such checkpoint in '
-        f'{latest.directory} (have {latest.all_steps()}).')
+        variables=ocp.args.StandardRestore(abstract),
+        meta=ocp.args.JsonRestore()))
+    return restored.meta['val']['accuracy']
+  except Exception as error:  # pylint: disable=broad-except
+    _set_aside(best, step, error)
+    return None
+
+
+def _restore_best(best, step, abstract):
+  return best.restore(step, args=ocp.args.Composite(
+      variables=ocp.args.StandardRestore(abstract))).variables
+
+
+def _restore_latest(latest, step):
   # Without a target each array takes the sharding it was saved with; where
   # that names devices this layout lacks (2 processes of 2 CPU devices save
   # on device ids 0, 1, 2048, 2049), every process reads the arrays whole
@@ -577,7 +602,74 @@ def restore_variables(workdir, which, abstract):
       fallback_sharding=jax.sharding.SingleDeviceSharding(
           jax.local_devices()[0])))
   variables = {'params': state['params'], 'batch_stats': state['batch_stats']}
-  return jax.tree.map(jnp.asarray, variables), f'checkpoints/{step}'
+  return jax.tree.map(jnp.asarray, variables)
+
+
+def restore_variables(workdir, which, abstract):
+  """Variables of the 'best', 'latest' or a numbered checkpoint.
+
+  A checkpoint that cannot be read (truncated, partly deleted) is named,
+  with what failed, and nothing is moved: evaluating only reads the workdir.
+  'best' asks for a choice among the saved states, so an unreadable one is
+  replaced by the closest readable state, in this order: the training
+  checkpoint of the same step (checkpoints/STEP: the same parameters), an
+  older best step if one is kept, then the training checkpoints from the
+  newest; an error names the unreadable folder and the one tested instead,
+  and the name returned (test_results.json's 'checkpoint') is the one
+  really tested. 'latest' and a step number ask for one state: an unreadable
+  one is an `UnreadableCheckpointError` naming its folder, never replaced,
+  since another state's results would be reported under its name.
+
+  Returns:
+    (variables, name): name is 'best/STEP' or 'checkpoints/STEP'.
+  """
+  latest, best = _managers(workdir)
+  if which == 'best':
+    best_steps = sorted(best.all_steps(), reverse=True)
+    if not best_steps:
+      logging.warning('No best/ checkpoint in %s (no validation ran): testing '
+                      'the latest state instead.', workdir)
+    candidates = [(kind, step) for step in best_steps
+                  for kind in ('best', 'checkpoints')
+                  if kind == 'best' or step in latest.all_steps()]
+    candidates += [('checkpoints', step) for step in
+                   sorted(latest.all_steps(), reverse=True)
+                   if ('checkpoints', step) not in candidates]
+    if not candidates:
+      raise FileNotFoundError(
+          f'config.eval.checkpoint={which!r}: no checkpoint in '
+          f'{best.directory} or {latest.directory}.')
+  else:
+    step = latest.latest_step() if which == 'latest' else int(which)
+    if step is None or step not in latest.all_steps():
+      raise FileNotFoundError(
+          f'config.eval.checkpoint={which!r}: no such checkpoint in '
+          f'{latest.directory} (have {latest.all_steps()}).')
+    candidates = [('checkpoints', step)]
+  unreadable = []
+  for kind, step in candidates:
+    folder = os.path.join(os.path.abspath(workdir), kind, str(step))
+    try:
+      variables = (_restore_best(best, step, abstract) if kind == 'best'
+                   else _restore_latest(latest, step))
+    except Exception as error:  # pylint: disable=broad-except
+      logging.error('Checkpoint %s cannot be read (%s).', folder, _why(error))
+      unreadable.append((folder, error))
+      continue
+    if unreadable:
+      logging.error('config.eval.checkpoint=%r: testing %s instead, since %s '
+                    'cannot be read.', which, folder,
+                    ' and '.join(f for f, _ in unreadable))
+    return variables, f'{kind}/{step}'
+  if len(candidates) == 1:
+    folder, error = unreadable[0]
+    raise UnreadableCheckpointError(
+        f'config.eval.checkpoint={which!r}: checkpoint {folder} cannot be '
+        f'read ({_why(error)}). The kept steps of {latest.directory} are '
+        f'{latest.all_steps()}.')
+  raise UnreadableCheckpointError(
+      f'config.eval.checkpoint={which!r}: no readable checkpoint; tried ' +
+      '; '.join(f'{folder} ({_why(error)})' for folder, error in unreadable))
 
 
 def _test(experiment, workdir, writer, abstract):
