@@ -258,6 +258,11 @@ def _tiny_variables(step):
           'batch_stats': {'mean': jnp.full((4,), -step, jnp.float32)}}
 
 
+def _tiny_state(step):
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  return dict(_tiny_variables(step), step=jnp.asarray(step, jnp.int32))
+
+
 def _tiny_workdir(workdir, best_steps, latest_steps):
   """A workdir whose checkpoints hold `_tiny_variables(step)`, as
   train_and_evaluate writes them (best/ here keeps every step given)."""
@@ -265,8 +270,7 @@ def _tiny_workdir(workdir, best_steps, latest_steps):
   latest = ocp.CheckpointManager(workdir / 'checkpoints')
   best = ocp.CheckpointManager(workdir / 'best')
   for step in latest_steps:
-    latest.save(step, args=ocp.args.StandardSave(
-        dict(_tiny_variables(step), step=step)))
+    latest.save(step, args=ocp.args.StandardSave(_tiny_state(step)))
   for step in best_steps:
     best.save(step, args=ocp.args.Composite(
         variables=ocp.args.StandardSave(_tiny_variables(step)),
@@ -323,12 +327,32 @@ def test_each_fault_of_best_falls_back_to_the_same_step(fault, tmp_path,
   assert f'Checkpoint {workdir}/best/4 cannot be read (' in caplog.text
   assert (f'testing {workdir}/checkpoints/4 instead, since {workdir}/best/4 '
           'cannot be read') in caplog.text
-  # The same damage to a numbered checkpoint is an error naming it.
+  # The same damage to a numbered checkpoint is an error naming it; 'best'
+  # then goes on to the newest readable training checkpoint.
   FAULTS[fault](workdir / 'checkpoints' / '4' / 'default')
   with pytest.raises(train.UnreadableCheckpointError,
                      match=rf"checkpoint='4': checkpoint {workdir}/checkpoints"
                      r'/4 cannot be read \(\w+'):
     train.restore_variables(str(workdir), '4', None)
+  variables, name = train.restore_variables(
+      str(workdir), 'best', train._abstract(_tiny_variables(4)))
+  assert name == 'checkpoints/2'
+  np.testing.assert_array_equal(variables['params']['w'], 2)
+
+
+@pytest.mark.parametrize('fault', FAULTS)
+def test_each_fault_of_the_newest_checkpoint_resumes_the_previous(
+    fault, tmp_path, caplog):
+  from vim_jax import train  # pylint: disable=g-import-not-at-top
+  workdir = _tiny_workdir(tmp_path, best_steps=[], latest_steps=[2, 4])
+  FAULTS[fault](workdir / 'checkpoints' / '4' / 'default')
+  latest, _ = train._managers(str(workdir))
+  state = train._resume(latest, _tiny_state(0))
+  assert int(state['step']) == 2
+  np.testing.assert_array_equal(state['params']['w'], 2)
+  assert f'Checkpoint {workdir}/checkpoints/4 cannot be read (' in caplog.text
+  assert (workdir / 'checkpoints' / 'corrupt-4').is_dir()
+  assert latest.all_steps() == [2]
 
 
 def test_best_falls_back_to_an_older_best_then_the_newest_checkpoint(

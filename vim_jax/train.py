@@ -254,14 +254,24 @@ def _variables(state):
 
 
 def _managers(workdir, save_every=1, keep=None):
-  """The 'checkpoints' (latest states) and 'best' managers of a workdir."""
+  """The 'checkpoints' (latest states) and 'best' managers of a workdir.
+
+  Each is told its items: a state (one unnamed item) in checkpoints/STEP,
+  'variables' and 'meta' in best/STEP. Left to guess, orbax settles the
+  layout from the first step it reads, for good: a step whose item folder
+  is gone would make it read every other step as the wrong layout, and one
+  partly deleted checkpoint would make all of them unreadable.
+  """
   latest = ocp.CheckpointManager(
       os.path.join(os.path.abspath(workdir), 'checkpoints'),
       options=ocp.CheckpointManagerOptions(
-          save_interval_steps=save_every, max_to_keep=keep, create=True))
+          save_interval_steps=save_every, max_to_keep=keep, create=True),
+      item_handlers=ocp.StandardCheckpointHandler())
   best = ocp.CheckpointManager(
       os.path.join(os.path.abspath(workdir), 'best'),
-      options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True))
+      options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True),
+      item_handlers=dict(variables=ocp.StandardCheckpointHandler(),
+                         meta=ocp.JsonCheckpointHandler()))
   return latest, best
 
 
