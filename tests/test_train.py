@@ -1,4 +1,6 @@
-"""End to end through main.py on the procedural data: train, eval, resume."""
+"""End to end through main.py on the procedural data: train, eval, resume,
+SIGTERM and unreadable checkpoints; in process, the reading of damaged
+checkpoints (one tiny workdir per fault) and the SIGTERM handler."""
 import json
 import os
 import pathlib
