@@ -217,6 +217,8 @@ def get_config(arg=None):
   ev.episodes_per_step = 16
   ev.seed = 1  # the fixed test episodes are episodes 0..n-1 of this seed
   # Which checkpoint --mode=eval and the final test use: 'best' (highest
-  # validation accuracy), 'latest', or a step number as a string.
+  # validation accuracy; if unreadable, the closest readable state, named in
+  # the log and test_results.json), 'latest', or a step number as a string
+  # (unreadable, these two are errors).
   ev.checkpoint = 'best'
   return config

@@ -11,16 +11,20 @@ with two processes:
   B  1 x 4 devices, steps 1-3 (the reference);
   A' a copy of B's workdir continued to step 4 by 2 x 2 devices;
   B' a copy of A's workdir continued to step 4 by 1 x 4 devices;
-  C  a copy of A's workdir tested by 1 x 4 devices (--mode=eval).
-A and B, then A', B' and C, run side by side; the later runs reuse what A and
-B compiled (a persistent compilation cache). config.parallel is 'shard_map',
+  C  a copy of A's workdir tested by 1 x 4 devices (--mode=eval);
+  D  2 x 2 devices, steps 1-4, SIGTERM to process 1 only, then the same
+     command again (compared with A').
+A and B, then A', B' and C, run side by side, then D; the later runs reuse
+what A and B compiled (a persistent compilation cache). config.parallel is 'shard_map',
 the default: 'pmap' would need a run of its own.
 """
 import ipaddress
 import json
 import os
 import pathlib
+import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -239,6 +243,51 @@ def test_eval_mode_reads_a_two_process_checkpoint(runs, continued):
   assert results['checkpoint'] == 'checkpoints/3'
   for key in ('accuracy', 'ci95', 'per_class', 'episode_accuracy'):
     assert results[key] == reference[key], key
+
+
+def test_sigterm_to_one_process_stops_both_at_the_same_step(
+    runs, continued, tmp_path_factory):
+  """SIGTERM to process 1 alone, once it has logged a step: both processes
+  stop after the same step, save its checkpoint together and exit with 143
+  (train.PREEMPTED_EXIT_STATUS); the same command then finishes with the
+  parameters of A'."""
+  workdir = tmp_path_factory.mktemp('sigterm') / 'two'
+  args = (workdir, runs['data_dir'], '--config.train.num_steps=4', *ARGS)
+  job = _Job(*args, processes=2)
+  deadline = time.time() + TIMEOUT
+  while '] [1] train/' not in job.logs[1].read_text():
+    if time.time() > deadline or any(p.poll() is not None for p in job.procs):
+      for p in job.procs:
+        p.kill()
+      raise AssertionError(job.logs[1].read_text()[-3000:])
+    time.sleep(0.05)
+  job.procs[1].send_signal(signal.SIGTERM)
+  try:
+    codes = [p.wait(timeout=120) for p in job.procs]
+  finally:
+    for p in job.procs:
+      if p.poll() is None:
+        p.kill()
+  logs = [log.read_text() for log in job.logs]
+  assert codes == [143, 143], '\n'.join(log[-3000:] for log in logs)
+  stopped = {int(re.search(
+      r'SIGTERM: stopped after step (\d+) \(SIGTERM reached process 1 of 2; '
+      r'every process stopped there\)', log).group(1)) for log in logs}
+  # One step for both, after step 1 and at most at the last one; its
+  # checkpoint is the only one kept (keep_checkpoints=1).
+  (step,) = stopped
+  assert 1 < step <= 4
+  assert _checkpoint_steps(workdir) == [str(step)]
+  episodes = (workdir / 'train_episodes.tsv').read_text().splitlines()
+  assert [int(line.split('\t')[0]) for line in episodes] == list(
+      range(1, step + 1))
+  assert not (workdir / 'test_results.json').exists()
+  (logs,) = _wait(_Job(*args, processes=2))
+  for log in logs:
+    assert f'checkpoints step {step}' in log and 'Resuming from' in log
+  _assert_states_close(_state(workdir, 4), _state(continued['two'], 4))
+  assert (workdir / 'train_episodes.tsv').read_text() == (
+      continued['two'] / 'train_episodes.tsv').read_text()
 
 
 @pytest.mark.parametrize('args, message', [

@@ -1,8 +1,11 @@
-"""End to end through main.py on the procedural data: train, eval, resume."""
+"""End to end through main.py on the procedural data: train, eval, resume,
+SIGTERM and unreadable checkpoints; in process, the reading of damaged
+checkpoints (one tiny workdir per fault) and the SIGTERM handler."""
 import json
 import os
 import pathlib
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,6 +28,13 @@ def _episodes_seen(workdir):
     step, indices = line.split('\t')
     seen[int(step)] = indices
   return seen
+
+
+def _truncate(folder, size=10):
+  """Cuts every file under `folder` to its first `size` bytes."""
+  for path in pathlib.Path(folder).rglob('*'):
+    if path.is_file():
+      path.write_bytes(path.read_bytes()[:size])
 
 
 def _params(workdir, step):
@@ -187,16 +197,12 @@ def test_corrupt_latest_checkpoint_resumes_from_the_previous(
     full_run, data_dir, tmp_path):
   """A truncated newest checkpoint is named, moved aside, and the run
   resumes from the previous kept one to the same final parameters."""
-  import shutil  # pylint: disable=g-import-not-at-top
   workdir = tmp_path / 'corrupt'
   _main(workdir, data_dir, '--config.train.num_steps=4',
         '--config.train.checkpoint_every=1', '--config.train.keep_checkpoints=3')
   shutil.rmtree(workdir / 'best')  # the next run must not reuse its choice
   (workdir / 'test_results.json').unlink()
-  # Truncate every file of step 4's parameters.
-  for path in (workdir / 'checkpoints' / '4').rglob('*'):
-    if path.is_file():
-      path.write_bytes(path.read_bytes()[:10])
+  _truncate(workdir / 'checkpoints' / '4')
   proc = _main(workdir, data_dir, '--config.train.num_steps=4')
   assert re.search(r'Checkpoint \S+/checkpoints/4 cannot be read', proc.stderr)
   assert (workdir / 'checkpoints' / 'corrupt-4').is_dir()
@@ -207,9 +213,213 @@ def test_corrupt_latest_checkpoint_resumes_from_the_previous(
     np.testing.assert_array_equal(x, y)
   # Nothing readable at all: an error that names the folder.
   for step in (2, 3, 4):
-    for path in (workdir / 'checkpoints' / str(step)).rglob('*'):
-      if path.is_file():
-        path.write_bytes(b'')
+    _truncate(workdir / 'checkpoints' / str(step), 0)
   proc = _main(workdir, data_dir, '--config.train.num_steps=6', check=False)
   assert proc.returncode != 0
   assert 'No readable checkpoint in' in proc.stderr
+
+
+def test_corrupt_best_is_named_and_eval_tests_its_training_checkpoint(
+    full_run, data_dir, tmp_path):
+  """--mode=eval with best/STEP truncated tests checkpoints/STEP (the same
+  parameters), says so, and records it; a corrupt numbered checkpoint is an
+  error naming its folder."""
+  workdir = tmp_path / 'corrupt_best'
+  shutil.copytree(full_run, workdir)
+  before = json.loads((workdir / 'test_results.json').read_text())
+  (workdir / 'test_results.json').unlink()
+  (step,) = [p.name for p in (workdir / 'best').iterdir() if p.name.isdigit()]
+  assert before['checkpoint'] == f'best/{step}'
+  _truncate(workdir / 'best' / step / 'variables')
+  proc = _main(workdir, data_dir, '--mode=eval')
+  folder = workdir.resolve() / 'best' / step
+  assert re.search(rf'Checkpoint {re.escape(str(folder))} cannot be read '
+                   r'\(\w+', proc.stderr), proc.stderr[-3000:]
+  assert f'testing {workdir.resolve()}/checkpoints/{step} instead, since ' \
+         f'{folder} cannot be read' in proc.stderr
+  after = json.loads((workdir / 'test_results.json').read_text())
+  assert after['checkpoint'] == f'checkpoints/{step}'
+  for key in ('accuracy', 'ci95', 'per_class', 'episode_accuracy'):
+    assert after[key] == before[key], key
+  # Asked for by number, an unreadable checkpoint is not replaced.
+  (workdir / 'test_results.json').unlink()
+  _truncate(workdir / 'checkpoints' / step)
+  proc = _main(workdir, data_dir, '--mode=eval',
+               f'--config.eval.checkpoint={step}', check=False)
+  assert proc.returncode != 0
+  assert re.search(
+      rf"UnreadableCheckpointError: config.eval.checkpoint='{step}': "
+      rf'checkpoint {re.escape(str(workdir.resolve()))}/checkpoints/{step} '
+      r'cannot be read \(\w+', proc.stderr), proc.stderr[-3000:]
+  assert not (workdir / 'test_results.json').exists()
+
+
+def _tiny_variables(step):
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  return {'params': {'w': jnp.full((3, 4), step, jnp.float32)},
+          'batch_stats': {'mean': jnp.full((4,), -step, jnp.float32)}}
+
+
+def _tiny_state(step):
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  return dict(_tiny_variables(step), step=jnp.asarray(step, jnp.int32))
+
+
+def _tiny_workdir(workdir, best_steps, latest_steps):
+  """A workdir whose checkpoints hold `_tiny_variables(step)`, as
+  train_and_evaluate writes them (best/ here keeps every step given)."""
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  latest = ocp.CheckpointManager(workdir / 'checkpoints')
+  best = ocp.CheckpointManager(workdir / 'best')
+  for step in latest_steps:
+    latest.save(step, args=ocp.args.StandardSave(_tiny_state(step)))
+  for step in best_steps:
+    best.save(step, args=ocp.args.Composite(
+        variables=ocp.args.StandardSave(_tiny_variables(step)),
+        meta=ocp.args.JsonSave(dict(step=step, val={'accuracy': 50.0}))))
+  latest.wait_until_finished()
+  best.wait_until_finished()
+  return workdir
+
+
+def _files(folder, *names):
+  return [p for p in pathlib.Path(folder).rglob('*')
+          if p.is_file() and (not names or p.name in names or
+                              p.parent.name in names)]
+
+
+def _flip(path):
+  data = bytearray(path.read_bytes())
+  middle = len(data) // 2
+  data[middle:middle + 16] = bytes(b ^ 0xFF for b in data[middle:middle + 16])
+  path.write_bytes(bytes(data))
+
+
+# Damage done to one checkpoint item (best/STEP/variables or
+# checkpoints/STEP/default), as a full disk, an interrupted copy or a
+# partial clean-up leaves it.
+FAULTS = {
+    'every file cut to 10 bytes': _truncate,
+    'every file emptied': lambda item: _truncate(item, 0),
+    'data files cut in half': lambda item: [
+        p.write_bytes(p.read_bytes()[:p.stat().st_size // 2])
+        for p in _files(item, 'd')],
+    'bytes flipped in the data files': lambda item: [
+        _flip(p) for p in _files(item, 'd')],
+    'data folders deleted': lambda item: [
+        shutil.rmtree(p) for p in sorted(pathlib.Path(item).rglob('d'))[::-1]],
+    'OCDBT manifests deleted': lambda item: [
+        p.unlink() for p in _files(item, 'manifest.ocdbt')],
+    'item folder deleted': shutil.rmtree,
+}
+
+
+@pytest.mark.parametrize('fault', FAULTS)
+def test_each_fault_of_best_falls_back_to_the_same_step(fault, tmp_path,
+                                                        caplog):
+  """best/4 damaged: checkpoints/4's variables (the same parameters) are
+  tested, and the error log names best/4 and what replaces it."""
+  from vim_jax import train  # pylint: disable=g-import-not-at-top
+  workdir = _tiny_workdir(tmp_path, best_steps=[4], latest_steps=[2, 4])
+  FAULTS[fault](workdir / 'best' / '4' / 'variables')
+  variables, name = train.restore_variables(
+      str(workdir), 'best', train._abstract(_tiny_variables(4)))
+  assert name == 'checkpoints/4'
+  np.testing.assert_array_equal(variables['params']['w'], 4)
+  assert f'Checkpoint {workdir}/best/4 cannot be read (' in caplog.text
+  assert (f'testing {workdir}/checkpoints/4 instead, since {workdir}/best/4 '
+          'cannot be read') in caplog.text
+  # The same damage to a numbered checkpoint is an error naming it; 'best'
+  # then goes on to the newest readable training checkpoint.
+  FAULTS[fault](workdir / 'checkpoints' / '4' / 'default')
+  with pytest.raises(train.UnreadableCheckpointError,
+                     match=rf"checkpoint='4': checkpoint {workdir}/checkpoints"
+                     r'/4 cannot be read \(\w+'):
+    train.restore_variables(str(workdir), '4', None)
+  variables, name = train.restore_variables(
+      str(workdir), 'best', train._abstract(_tiny_variables(4)))
+  assert name == 'checkpoints/2'
+  np.testing.assert_array_equal(variables['params']['w'], 2)
+
+
+@pytest.mark.parametrize('fault', FAULTS)
+def test_each_fault_of_the_newest_checkpoint_resumes_the_previous(
+    fault, tmp_path, caplog):
+  from vim_jax import train  # pylint: disable=g-import-not-at-top
+  workdir = _tiny_workdir(tmp_path, best_steps=[], latest_steps=[2, 4])
+  FAULTS[fault](workdir / 'checkpoints' / '4' / 'default')
+  latest, _ = train._managers(str(workdir))
+  state = train._resume(latest, _tiny_state(0))
+  assert int(state['step']) == 2
+  np.testing.assert_array_equal(state['params']['w'], 2)
+  assert f'Checkpoint {workdir}/checkpoints/4 cannot be read (' in caplog.text
+  assert (workdir / 'checkpoints' / 'corrupt-4').is_dir()
+  assert latest.all_steps() == [2]
+
+
+def test_best_falls_back_to_an_older_best_then_the_newest_checkpoint(
+    tmp_path, caplog):
+  from vim_jax import train  # pylint: disable=g-import-not-at-top
+  workdir = _tiny_workdir(tmp_path, best_steps=[2, 4], latest_steps=[3, 4])
+  abstract = train._abstract(_tiny_variables(0))
+  _truncate(workdir / 'best' / '4')
+  _truncate(workdir / 'checkpoints' / '4')
+  variables, name = train.restore_variables(str(workdir), 'best', abstract)
+  assert name == 'best/2'
+  np.testing.assert_array_equal(variables['params']['w'], 2)
+  assert (f'testing {workdir}/best/2 instead, since {workdir}/best/4 and '
+          f'{workdir}/checkpoints/4 cannot be read') in caplog.text
+  _truncate(workdir / 'best' / '2')
+  variables, name = train.restore_variables(str(workdir), 'best', abstract)
+  assert name == 'checkpoints/3'
+  np.testing.assert_array_equal(variables['batch_stats']['mean'], -3)
+  # 'latest' names one state: not replaced by checkpoints/3.
+  with pytest.raises(train.UnreadableCheckpointError,
+                     match=f'checkpoint {workdir}/checkpoints/4 cannot'):
+    train.restore_variables(str(workdir), 'latest', abstract)
+  _truncate(workdir / 'checkpoints' / '3')
+  with pytest.raises(train.UnreadableCheckpointError) as error:
+    train.restore_variables(str(workdir), 'best', abstract)
+  for folder in ('best/4', 'checkpoints/4', 'best/2', 'checkpoints/3'):
+    assert f'{workdir}/{folder} (' in str(error.value)
+
+
+@pytest.mark.parametrize('item', ['meta', 'variables'])
+def test_best_value_sets_an_unreadable_best_aside(item, tmp_path, caplog):
+  """A resumed run reads best/'s accuracy: damaged, it is set aside and the
+  next validation saves a new best (no crash, no stale record)."""
+  from vim_jax import train  # pylint: disable=g-import-not-at-top
+  workdir = _tiny_workdir(tmp_path, best_steps=[4], latest_steps=[4])
+  abstract = train._abstract(_tiny_variables(0))
+  _, best = train._managers(str(workdir))
+  assert train._best_value(best, abstract) == 50.0
+  _truncate(workdir / 'best' / '4' / item)
+  assert train._best_value(best, abstract) is None
+  assert f'Checkpoint {workdir}/best/4 cannot be read (' in caplog.text
+  assert (workdir / 'best' / 'corrupt-4').is_dir()
+  assert best.all_steps() == []
+  best.save(4, args=train.ocp.args.Composite(
+      variables=train.ocp.args.StandardSave(_tiny_variables(4)),
+      meta=train.ocp.args.JsonSave(dict(step=4, val={'accuracy': 60.0}))))
+  best.wait_until_finished()
+  assert train._best_value(best, abstract) == 60.0
+
+
+def test_sigterm_flag_puts_the_previous_handler_back():
+  from vim_jax import train  # pylint: disable=g-import-not-at-top
+  received = []
+  handler = lambda *_: received.append(1)  # pylint: disable=unnecessary-lambda-assignment
+  previous = signal.signal(signal.SIGTERM, handler)
+  try:
+    with pytest.raises(KeyError):
+      with train._sigterm_flag() as flag:
+        assert signal.getsignal(signal.SIGTERM) is not handler
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert flag.wait(10) and train._sigterm_processes(flag) == [0]
+        raise KeyError('training failed')
+    assert signal.getsignal(signal.SIGTERM) is handler and not received
+    with train._sigterm_flag() as flag:
+      assert train._sigterm_processes(flag) == []
+    assert signal.getsignal(signal.SIGTERM) is handler
+  finally:
+    signal.signal(signal.SIGTERM, previous)

@@ -4,10 +4,12 @@
 `--mode=eval`. Workdir layout:
   checkpoints/<step>/   latest states (orbax; resume restores from here)
   best/<step>/          the parameters with the best validation accuracy
+  */corrupt-<step>/     a checkpoint a resumed run could not read, set aside
   events.*              CLU summaries (TensorBoard)
   train_episodes.tsv    step and episode indices consumed (resume audit)
   test_results.json     mean accuracy, 95% CI, per-class accuracy
 """
+import contextlib
 import functools
 import json
 import logging
@@ -252,14 +254,24 @@ def _variables(state):
 
 
 def _managers(workdir, save_every=1, keep=None):
-  """The 'checkpoints' (latest states) and 'best' managers of a workdir."""
+  """The 'checkpoints' (latest states) and 'best' managers of a workdir.
+
+  Each is told its items: a state (one unnamed item) in checkpoints/STEP,
+  'variables' and 'meta' in best/STEP. Left to guess, orbax settles the
+  layout from the first step it reads, for good: a step whose item folder
+  is gone would make it read every other step as the wrong layout, and one
+  partly deleted checkpoint would make all of them unreadable.
+  """
   latest = ocp.CheckpointManager(
       os.path.join(os.path.abspath(workdir), 'checkpoints'),
       options=ocp.CheckpointManagerOptions(
-          save_interval_steps=save_every, max_to_keep=keep, create=True))
+          save_interval_steps=save_every, max_to_keep=keep, create=True),
+      item_handlers=ocp.StandardCheckpointHandler())
   best = ocp.CheckpointManager(
       os.path.join(os.path.abspath(workdir), 'best'),
-      options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True))
+      options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True),
+      item_handlers=dict(variables=ocp.StandardCheckpointHandler(),
+                         meta=ocp.JsonCheckpointHandler()))
   return latest, best
 
 
@@ -309,6 +321,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
   state = experiment.init_state()
   state = _resume(latest, state)
   start_step = int(state.step)
+  best_val = _best_value(best, _abstract(_variables(state)))
   state = runner.put_state(state)
 
   writer = metric_writers.create_default_writer(
@@ -319,54 +332,55 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
         num_train_steps=train.num_steps, writer=writer, every_secs=None,
         every_steps=train.log_every)]
   episode_log = _EpisodeLog(os.path.join(workdir, 'train_episodes.tsv'))
-  best_val = _best_value(best)
   train_metrics = None
   step = start_step
-  logging.info('Training steps %d..%d on %d device(s) (%s)', start_step,
-               train.num_steps, runner.num_devices, config.parallel)
   profile = _profile_window(train.profile_steps, start_step, workdir)
-  preempted = _sigterm_flag()
-  for step, batch in enumerate(experiment.train_batches(start_step),
-                               start=start_step + 1):
-    profile(step)
-    state, metrics = experiment.train_step(state, batch)
-    metrics = runner.get_replicated(metrics)
-    _check_finite(metrics, step, batch)
-    episode_log.write(step, batch['index'])
-    update = metrics_collection(tuple(sorted(metrics))).single_from_model_output(**metrics)
-    train_metrics = update if train_metrics is None else train_metrics.merge(
-        update)
-    for hook in hooks:
-      hook(step)
-    if step % train.log_every == 0 or step == train.num_steps:
-      writer.write_scalars(step, {f'train/{k}': v for k, v in
-                                  train_metrics.compute().items()})
-      train_metrics = None
+  stopping = []  # the processes that got SIGTERM, the same in every process
+  with _sigterm_flag() as sigterm:
+    logging.info('Training steps %d..%d on %d device(s) (%s)', start_step,
+                 train.num_steps, runner.num_devices, config.parallel)
+    for step, batch in enumerate(experiment.train_batches(start_step),
+                                 start=start_step + 1):
+      profile(step)
+      state, metrics = experiment.train_step(state, batch)
+      metrics = runner.get_replicated(metrics)
+      _check_finite(metrics, step, batch)
+      episode_log.write(step, batch['index'])
+      stopping = _sigterm_processes(sigterm)
+      update = metrics_collection(tuple(sorted(metrics))).single_from_model_output(**metrics)
+      train_metrics = update if train_metrics is None else train_metrics.merge(
+          update)
+      for hook in hooks:
+        hook(step)
+      if step % train.log_every == 0 or step == train.num_steps:
+        writer.write_scalars(step, {f'train/{k}': v for k, v in
+                                    train_metrics.compute().items()})
+        train_metrics = None
+      host_state = runner.get_state(state)
+      latest.save(step, args=ocp.args.StandardSave(host_state),
+                  force=bool(stopping))
+      if step % train.eval_every == 0 or step == train.num_steps:
+        val = experiment.evaluate(_variables(host_state), 'validation',
+                                  train.val_episodes, config.eval.seed)
+        _log_results(writer, step, 'val', val)
+        if best_val is None or val['accuracy'] > best_val:
+          best_val = val['accuracy']
+          best.save(step, args=ocp.args.Composite(
+              variables=ocp.args.StandardSave(_variables(host_state)),
+              meta=ocp.args.JsonSave(dict(step=step, val=val))), force=True)
+      if stopping:
+        break
+    profile(None)
+    episode_log.close()
     host_state = runner.get_state(state)
-    latest.save(step, args=ocp.args.StandardSave(host_state),
-                force=preempted.is_set())
-    if step % train.eval_every == 0 or step == train.num_steps:
-      val = experiment.evaluate(_variables(host_state), 'validation',
-                                train.val_episodes, config.eval.seed)
-      _log_results(writer, step, 'val', val)
-      if best_val is None or val['accuracy'] > best_val:
-        best_val = val['accuracy']
-        best.save(step, args=ocp.args.Composite(
-            variables=ocp.args.StandardSave(_variables(host_state)),
-            meta=ocp.args.JsonSave(dict(step=step, val=val))), force=True)
-    if preempted.is_set():
-      latest.wait_until_finished()
-      best.wait_until_finished()
-      profile(None)
-      episode_log.close()
-      raise Preempted(step)
-  profile(None)
-  episode_log.close()
-  host_state = runner.get_state(state)
-  if step not in latest.all_steps():
-    latest.save(step, args=ocp.args.StandardSave(host_state), force=True)
-  latest.wait_until_finished()
-  best.wait_until_finished()
+    if step not in latest.all_steps():
+      latest.save(step, args=ocp.args.StandardSave(host_state), force=True)
+    latest.wait_until_finished()
+    best.wait_until_finished()
+    # A SIGTERM after the last step's decision still stops before the test.
+    stopping = stopping or _sigterm_processes(sigterm)
+  if stopping:
+    raise Preempted(step, stopping)
   results = _test(experiment, workdir, writer, _abstract(_variables(host_state)))
   writer.flush()
   return results
@@ -430,30 +444,119 @@ PREEMPTED_EXIT_STATUS = 128 + signal.SIGTERM
 
 class Preempted(Exception):
   """SIGTERM arrived; the checkpoint of `step` is saved. main.py exits with
-  `PREEMPTED_EXIT_STATUS`; running the same command again resumes."""
+  `PREEMPTED_EXIT_STATUS`; running the same command again resumes.
 
-  def __init__(self, step):
-    super().__init__(f'SIGTERM: stopped after step {step}, whose checkpoint '
-                     'is saved; run the same command again to resume.')
+  Args:
+    step: the last step trained, whose checkpoint every process saved.
+    processes: the processes that received SIGTERM (every process of the
+      job stops at `step`, whichever received it).
+  """
+
+  def __init__(self, step, processes=(0,)):
+    where = ''
+    if jax.process_count() > 1:
+      where = (f' (SIGTERM reached process {", ".join(map(str, processes))} '
+               f'of {jax.process_count()}; every process stopped there)')
+    super().__init__(f'SIGTERM: stopped after step {step}{where}, whose '
+                     'checkpoint is saved; run the same command again to '
+                     'resume.')
     self.step = step
+    self.processes = list(processes)
 
 
+@contextlib.contextmanager
 def _sigterm_flag():
-  """An event set by SIGTERM (from the main thread only; else never set)."""
+  """An event that SIGTERM sets while the block runs.
+
+  The handler is installed from the main thread only (Python allows no
+  other; elsewhere the event is never set) and the previous one is put back
+  when the block ends, by return or exception, so that SIGTERM after training
+  (during the test) has its usual effect instead of setting a flag nobody
+  reads. A handler installed outside Python is invisible to
+  `signal.signal` and cannot be put back: JAX's preemption notifier, which
+  `jax.distributed.initialize` installs, is replaced by this one while
+  training (the processes decide together instead, see
+  `_sigterm_processes`), and SIGTERM has its default effect afterwards.
+  """
   flag = threading.Event()
-  if threading.current_thread() is threading.main_thread():
-    signal.signal(signal.SIGTERM, lambda *_: flag.set())
-  return flag
+  if threading.current_thread() is not threading.main_thread():
+    yield flag
+    return
+  previous = signal.signal(signal.SIGTERM, lambda *_: flag.set())
+  try:
+    yield flag
+  finally:
+    signal.signal(signal.SIGTERM,
+                  signal.SIG_DFL if previous is None else previous)
+
+
+def _sigterm_processes(flag) -> list[int]:
+  """The processes whose SIGTERM flag is set, the same list in every process.
+
+  Every process calls this at the same point of every step and stops after
+  that step when the list is not empty. A process that stopped on its own
+  flag would leave the others waiting at the next step's collective (the
+  gradient mean) while it saves, and orbax's save of global arrays needs
+  every process: so with several processes each step all-gathers one bool
+  per process (a few milliseconds on CPU, next to the episode indices the
+  step already gathers) and all stop at the same step, save the same
+  checkpoint and exit alike. One process reads its flag alone (no
+  collective).
+
+  JAX's own protocol (`multihost_utils.reached_preemption_sync_point`, which
+  orbax's CheckpointManager can consult) works on CPU too but is not used:
+  it exists only under `jax.distributed`, so one process would still need
+  this flag; its SIGTERM notifier is a C handler that Python can neither see
+  nor put back; and it agrees in a background thread, through a barrier of
+  the coordination service, on the step after the fastest process's. The
+  gather is one code path with the one-process flag and decides at the step
+  every process is at.
+  """
+  if jax.process_count() == 1:
+    return [0] if flag.is_set() else []
+  flags = multihost_utils.process_allgather(np.asarray(flag.is_set()))
+  return np.flatnonzero(np.asarray(flags)).tolist()
+
+
+class UnreadableCheckpointError(RuntimeError):
+  """A checkpoint that is needed cannot be read (truncated, partly deleted);
+  the message names its folder and what failed."""
+
+
+def _why(error) -> str:
+  """What failed, in one line: orbax's and TensorStore's errors run long."""
+  text = ' '.join(str(error).split())
+  return f'{type(error).__name__}: {text[:300]}'
+
+
+def _set_aside(manager, step, error):
+  """Says that `manager`'s `step` cannot be read; moves it to corrupt-STEP.
+
+  The folder is kept beside the others for inspection, and out of orbax's
+  way when that step is saved again (orbax refuses to save a step that
+  exists). Process 0 moves it; every process waits for the move before
+  listing the steps again (all of them failed to read the same files).
+  """
+  folder = os.path.join(manager.directory, str(step))
+  logging.error('Checkpoint %s cannot be read (%s); moving it to corrupt-%d.',
+                folder, _why(error), step)
+  if jax.process_index() == 0:
+    aside = os.path.join(manager.directory, f'corrupt-{step}')
+    while os.path.exists(aside):  # an earlier corrupt copy of the step
+      aside += '+'
+    os.replace(folder, aside)
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices(f'set aside {folder}')
+  manager.reload()
 
 
 def _resume(latest, state):
   """The newest readable checkpoint's state, or `state` without any.
 
   A checkpoint that cannot be read (truncated, partly deleted) is said by
-  name, moved aside to `corrupt-STEP` beside it (kept for inspection, and out
-  of orbax's way when that step is saved again) and the previous kept one is
-  tried. No readable checkpoint at all is an error: starting over silently
-  would lose the run.
+  name and set aside (`_set_aside`), and the previous kept one is tried. No
+  readable checkpoint at all is an error: starting over silently would lose
+  the run.
   """
   steps = sorted(latest.all_steps(), reverse=True)
   for step in steps:
@@ -461,53 +564,46 @@ def _resume(latest, state):
       restored = latest.restore(
           step, args=ocp.args.StandardRestore(_abstract(state)))
     except Exception as error:  # pylint: disable=broad-except
-      folder = os.path.join(latest.directory, str(step))
-      logging.error('Checkpoint %s cannot be read (%s: %s); moving it to '
-                    'corrupt-%d and trying the previous one.', folder,
-                    type(error).__name__, str(error)[:300], step)
-      if jax.process_index() == 0:
-        aside = os.path.join(latest.directory, f'corrupt-{step}')
-        while os.path.exists(aside):  # an earlier corrupt copy of the step
-          aside += '+'
-        os.replace(folder, aside)
-      latest.reload()
+      _set_aside(latest, step, error)
       continue
     logging.info('Resuming from %s step %d', latest.directory, step)
     return restored
   if steps:
-    raise RuntimeError(
+    raise UnreadableCheckpointError(
         f'No readable checkpoint in {latest.directory} (tried steps {steps}; '
         'each is moved to corrupt-STEP): nothing to resume from.')
   return state
 
 
-def _best_value(best):
+def _best_value(best, abstract):
+  """The kept best checkpoint's validation accuracy; None without one.
+
+  A resumed run keeps a new best only when it beats this one. The whole
+  checkpoint is read (its record and its variables, as `abstract`), not the
+  record alone: a best whose variables are unreadable could never be tested,
+  yet its accuracy would keep every later validation from replacing it. An
+  unreadable one is set aside (`_set_aside`) and None returned, so the next
+  validation saves a new best.
+  """
   step = best.latest_step()
   if step is None:
     return None
-  meta = best.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
-  return meta.meta['val']['accuracy']
-
-
-def restore_variables(workdir, which, abstract):
-  """Variables of the 'best', 'latest' or a numbered checkpoint."""
-  latest, best = _managers(workdir)
-  if which == 'best' and best.latest_step() is None:
-    logging.warning('No best/ checkpoint in %s (no validation ran): testing '
-                    'the latest state instead.', workdir)
-  if which == 'best' and best.latest_step() is not None:
-    step = best.latest_step()
+  try:
     restored = best.restore(step, args=ocp.args.Composite(
-        variables=ocp.args.StandardRestore(abstract)))
-    return restored.variables, f'best/{step}'
-  if which in ('best', 'latest'):
-    step = latest.latest_step()
-  else:
-    step = int(which)
-  if step is None or step not in latest.all_steps():
-    raise FileNotFoundError(
-        f'config.eval.checkpoint={which!r}: no such checkpoint in '
-        f'{latest.directory} (have {latest.all_steps()}).')
+        variables=ocp.args.StandardRestore(abstract),
+        meta=ocp.args.JsonRestore()))
+    return restored.meta['val']['accuracy']
+  except Exception as error:  # pylint: disable=broad-except
+    _set_aside(best, step, error)
+    return None
+
+
+def _restore_best(best, step, abstract):
+  return best.restore(step, args=ocp.args.Composite(
+      variables=ocp.args.StandardRestore(abstract))).variables
+
+
+def _restore_latest(latest, step):
   # Without a target each array takes the sharding it was saved with; where
   # that names devices this layout lacks (2 processes of 2 CPU devices save
   # on device ids 0, 1, 2048, 2049), every process reads the arrays whole
@@ -516,7 +612,74 @@ def restore_variables(workdir, which, abstract):
       fallback_sharding=jax.sharding.SingleDeviceSharding(
           jax.local_devices()[0])))
   variables = {'params': state['params'], 'batch_stats': state['batch_stats']}
-  return jax.tree.map(jnp.asarray, variables), f'checkpoints/{step}'
+  return jax.tree.map(jnp.asarray, variables)
+
+
+def restore_variables(workdir, which, abstract):
+  """Variables of the 'best', 'latest' or a numbered checkpoint.
+
+  A checkpoint that cannot be read (truncated, partly deleted) is named,
+  with what failed, and nothing is moved: evaluating only reads the workdir.
+  'best' asks for a choice among the saved states, so an unreadable one is
+  replaced by the closest readable state, in this order: the training
+  checkpoint of the same step (checkpoints/STEP: the same parameters), an
+  older best step if one is kept, then the training checkpoints from the
+  newest; an error names the unreadable folder and the one tested instead,
+  and the name returned (test_results.json's 'checkpoint') is the one
+  really tested. 'latest' and a step number ask for one state: an unreadable
+  one is an `UnreadableCheckpointError` naming its folder, never replaced,
+  since another state's results would be reported under its name.
+
+  Returns:
+    (variables, name): name is 'best/STEP' or 'checkpoints/STEP'.
+  """
+  latest, best = _managers(workdir)
+  if which == 'best':
+    best_steps = sorted(best.all_steps(), reverse=True)
+    if not best_steps:
+      logging.warning('No best/ checkpoint in %s (no validation ran): testing '
+                      'the latest state instead.', workdir)
+    candidates = [(kind, step) for step in best_steps
+                  for kind in ('best', 'checkpoints')
+                  if kind == 'best' or step in latest.all_steps()]
+    candidates += [('checkpoints', step) for step in
+                   sorted(latest.all_steps(), reverse=True)
+                   if ('checkpoints', step) not in candidates]
+    if not candidates:
+      raise FileNotFoundError(
+          f'config.eval.checkpoint={which!r}: no checkpoint in '
+          f'{best.directory} or {latest.directory}.')
+  else:
+    step = latest.latest_step() if which == 'latest' else int(which)
+    if step is None or step not in latest.all_steps():
+      raise FileNotFoundError(
+          f'config.eval.checkpoint={which!r}: no such checkpoint in '
+          f'{latest.directory} (have {latest.all_steps()}).')
+    candidates = [('checkpoints', step)]
+  unreadable = []
+  for kind, step in candidates:
+    folder = os.path.join(os.path.abspath(workdir), kind, str(step))
+    try:
+      variables = (_restore_best(best, step, abstract) if kind == 'best'
+                   else _restore_latest(latest, step))
+    except Exception as error:  # pylint: disable=broad-except
+      logging.error('Checkpoint %s cannot be read (%s).', folder, _why(error))
+      unreadable.append((folder, error))
+      continue
+    if unreadable:
+      logging.error('config.eval.checkpoint=%r: testing %s instead, since %s '
+                    'cannot be read.', which, folder,
+                    ' and '.join(f for f, _ in unreadable))
+    return variables, f'{kind}/{step}'
+  if len(candidates) == 1:
+    folder, error = unreadable[0]
+    raise UnreadableCheckpointError(
+        f'config.eval.checkpoint={which!r}: checkpoint {folder} cannot be '
+        f'read ({_why(error)}). The kept steps of {latest.directory} are '
+        f'{latest.all_steps()}.')
+  raise UnreadableCheckpointError(
+      f'config.eval.checkpoint={which!r}: no readable checkpoint; tried ' +
+      '; '.join(f'{folder} ({_why(error)})' for folder, error in unreadable))
 
 
 def _test(experiment, workdir, writer, abstract):
