@@ -125,6 +125,10 @@ def test_resume_after_kill(full_run, data_dir, tmp_path):
      "config.train.cls_reduction='max' is not one of"),
     (['--config.train.inter_temperature=0'],
      "config.train.inter_temperature=0.0 must be positive"),
+    (['--config.train.mi_weight_scale=-1'],
+     "config.train.mi_weight_scale=-1.0 must not be negative"),
+    (['--config.model.dtype=float16'],
+     "config.model.dtype='float16' is not one of"),
 ])
 def test_bad_config_fails_before_training(args, message, data_dir, tmp_path):
   proc = _main(tmp_path / 'w', data_dir, *args, check=False)

@@ -59,6 +59,11 @@ def episode_spec(config, split: str) -> episodes_lib.EpisodeSpec:
                                      train=split == 'train')
 
 
+# Computation dtypes of `config.model.dtype` (parameters and the loss stay
+# float32 in both).
+DTYPES = ('float32', 'bfloat16')
+
+
 def check_config(config, workdir: str, num_devices: int):
   """Clear errors for impossible settings, before anything is built."""
   parent = os.path.dirname(os.path.abspath(workdir))
@@ -99,6 +104,13 @@ def check_config(config, workdir: str, num_devices: int):
   if train.inter_temperature <= 0:
     raise ValueError(f'config.train.inter_temperature='
                      f'{train.inter_temperature} must be positive.')
+  for field, value in [('train.mi_weight_scale', train.mi_weight_scale),
+                       ('train.profile_steps', train.profile_steps)]:
+    if value < 0:
+      raise ValueError(f'config.{field}={value} must not be negative.')
+  if model.dtype not in DTYPES:
+    raise ValueError(f'config.model.dtype={model.dtype!r} is not one of '
+                     f'{DTYPES}.')
   if config.parallel not in parallel.KINDS:
     raise ValueError(
         f'config.parallel={config.parallel!r} is not one of {parallel.KINDS}.')
