@@ -208,7 +208,8 @@ def test_spatial_coordination_then_otam_by_hand():
 
 
 def _first_step_gradients(state, init, train_config):
-  """The first SGD step's gradient (zero momentum): (old - new) / lr - wd old."""
+  """The first SGD step's gradient (zero momentum): (old - new) / lr - wd
+  old."""
   return jax.tree.map(
       lambda new, old: (old - new) / train_config.lr
       - train_config.weight_decay * old, state.params, init.params)

@@ -8,7 +8,10 @@ convention,
     query [V_q, T, C]  ->  logits [V_q, way],
 
 where the logits are -logit_scale * distance. Every class must have at least
-one support video.
+one support video. `train` is accepted for the shared convention; no head
+has dropout or batch statistics, so it changes nothing (and no RNG stream is
+needed). Distances are computed in float32 whatever the `dtype` of the
+projections.
 
 Behind VIM's alignment (`FewShotModel`, Table 3's "+ VIM") the query is no
 longer one video: the alignment moves it onto each class in turn, and moves
@@ -24,10 +27,7 @@ the support too. Each head therefore has a per-class form,
 in which the query of class n meets class n's support videos only, through
 the head's own metric. The plain call is `compare` with the query
 [V_q, 1, T, C]: a head alone is its per-class form with the query the same
-for every class, so one implementation serves both (tested). `train` is accepted for the shared convention; no head has
-dropout or batch statistics, so it changes nothing (and no RNG stream is
-needed). Distances are computed in float32 whatever the `dtype` of the
-projections.
+for every class, so one implementation serves both (tested).
 
 Parameter counts at the paper's size (ResNet-50 features, C = 2048, T = 8;
 `parameter_count`): OTAM 0; TRX 23,606,784; HyRSM 41,957,376. Added to the
@@ -257,7 +257,8 @@ class TupleCrossTransformer(nn.Module):
     value_norm = nn.LayerNorm(name='value_norm', **kwargs)
 
     def embed(videos):  # [..., T, C] -> keys, values [..., P, H] float32
-      keys, values = key_norm(key_map(videos, tuples)), value_map(videos, tuples)
+      keys = key_norm(key_map(videos, tuples))
+      values = value_map(videos, tuples)
       if self.value_norm:
         values = value_norm(values)
       return keys.astype(jnp.float32), values.astype(jnp.float32)
@@ -463,7 +464,8 @@ class HyRSMHead(nn.Module):
     video_term = fuse_video(videos)  # [V_q, n, V_s + 1, C]
     # Support video s is fused from the set of its own class's query.
     own_set = support_labels if rows > 1 else jnp.zeros_like(support_labels)
-    support_term = video_term[:, own_set, jnp.arange(num_support)]  # [V_q,V_s,C]
+    # [V_q, V_s, C]
+    support_term = video_term[:, own_set, jnp.arange(num_support)]
     support = support + fuse_frames(support) + support_term[:, :, None]
     query = query + fuse_frames(query) + video_term[:, :, -1:]
     # support [V_q, V_s, T, C], query [V_q, n, T, C]
