@@ -153,8 +153,9 @@ class FewShotModel(nn.Module):
         alignment) the outputs also hold 'inter_logits' and 'inter_query':
         the aligned logits and query features again, from the alignment run
         a second time, with the same SC perturbations, on stop-gradient
-        backbone maps, so that L_inter's gradient reaches the alignment's
-        parameters only (`losses.total_loss`).
+        backbone maps (and a head's parameters held fixed), so that
+        L_inter's gradient reaches the alignment's parameters only
+        (`losses.total_loss`).
       intra: compute L_intra's inputs 'intra_logits' (with a sampler): the
         scan features of the frames the sampler produced, amplified ones
         rescanned (`VideoSampler`'s `rescan`), against the dense frames'.
