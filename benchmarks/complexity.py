@@ -1,27 +1,36 @@
-"""Complexity of full VIM against ProtoNet (paper 4.4.10, Fig. 22).
+"""Complexity of VIM and the other methods against ProtoNet (paper 4.4.10,
+Fig. 22, and the extensions of Table 3).
 
-Two Markdown tables:
-  1. parameter counts of ProtoNet (`configs/vim.py` row 'baseline'), the
-     sampler alone (row 'sampler'), the alignment alone (row 'alignment')
-     and full VIM (row 'full'), split into backbone, sampler (its scan
-     network apart) and alignment, for the default config (ResNet-50 at 224 x 224; counted
-     from `jax.eval_shape`, nothing is run) and the synthetic config;
-  2. on the synthetic config and one device, measured in the same run:
-     evaluation seconds per episode, train-step seconds per episode, and the
-     temporary memory of the compiled train and eval steps
-     (`jit(...).lower(...).compile().memory_analysis()`), each with its
-     ratio to ProtoNet's and the share of the step that the model's VIM
-     modules take, 1 - ProtoNet's / the model's (for the sampler row: the
-     sampler's share of a sampler-only step).
+Rows (`configs/vim.py` rows): ProtoNet ('baseline'), the sampler alone
+('sampler'), the alignment alone ('alignment'), full VIM ('full'), the
+OTAM, TRX and HyRSM metrics alone ('otam', 'trx', 'hyrsm': Fig. 22's
+other methods) and full VIM with each ('otam_vim', 'trx_vim', 'hyrsm_vim').
 
-  3. XLA's compiled FLOPs and temporary memory per train and eval episode
+Three Markdown tables:
+  1. parameter counts, split into backbone, sampler (its scan network
+     apart), alignment and metric head, for each base of --param_bases:
+     the paper's size (`default`: ResNet-50 at 224 x 224) and the
+     synthetic config (counted from `jax.eval_shape`, nothing is run),
+     with Fig. 22's totals beside the paper-size rows;
+  2. XLA's compiled FLOPs and temporary memory per train and eval episode
      (`compiled_costs`; nothing runs) for each base of --flops_bases: the
      paper's size (`default`: ResNet-50 at 224 px, scan net 0.5x at 64 px,
-     M = 20, T = 8) and the synthetic config, with ratios to ProtoNet.
+     M = 20, T = 8) and the synthetic config, with ratios to ProtoNet;
+  3. on --time_base (the synthetic config) and one device, measured in the
+     same run: evaluation seconds per episode, train-step seconds per
+     episode, and the temporary memory of the compiled train and eval steps
+     (`jit(...).lower(...).compile().memory_analysis()`), each with its
+     ratio to ProtoNet's, the share of the step that the model's additions
+     to ProtoNet take, 1 - ProtoNet's / the model's, and Fig. 22's
+     inference-time ratio to ProtoNet (V100, ResNet-50) where it has one.
 
   python benchmarks/complexity.py
   python benchmarks/complexity.py --steps=5 --eval_batches=5 --shot=5
   python benchmarks/complexity.py --flops_bases=default --notime
+  python benchmarks/complexity.py --rows=baseline,otam,trx,hyrsm,full
+  # the smallest setting (configs/test.py's data), to check that it runs:
+  python benchmarks/complexity.py --param_bases=test --flops_bases=test \\
+      --time_base=test --way=3 --query=1 --steps=1 --eval_batches=1
 
 Timed steps run on episodes already in memory (from the input pipeline of
 the synthetic data, which is built on first use), after one warm-up call.
@@ -38,26 +47,41 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 flags.DEFINE_integer('steps', 3, 'Timed train steps (after one warm-up step).')
 flags.DEFINE_integer('eval_batches', 3, 'Timed eval batches (after one).')
-flags.DEFINE_integer('shot', 1, 'K of the episodes (5-way, 5 queries).')
+flags.DEFINE_integer('way', 5, 'N of the episodes.')
+flags.DEFINE_integer('shot', 1, 'K of the episodes.')
+flags.DEFINE_integer('query', 5, 'Queries per class of the episodes.')
 flags.DEFINE_string('tfds_data_dir', None, 'TFDS data dir (default: TFDS).')
 FLAGS = flags.FLAGS
 
-ROWS = ('baseline', 'sampler', 'alignment', 'full')
+ROWS = ('baseline', 'sampler', 'alignment', 'full', 'otam', 'trx', 'hyrsm',
+        'otam_vim', 'trx_vim', 'hyrsm_vim')
 NAMES = {'baseline': 'ProtoNet', 'sampler': 'sampler only',
-         'alignment': 'alignment only', 'full': 'VIM (full)'}
-# Paper, Fig. 22 (5-way 1-shot UCF101, ResNet-50, V100).
-PAPER = {'baseline': '25.8 M, 0.67 s/task', 'full': '58.2 M, 0.85 s/task'}
+         'alignment': 'alignment only', 'full': 'VIM (full)',
+         'otam': 'OTAM', 'trx': 'TRX', 'hyrsm': 'HyRSM',
+         'otam_vim': 'OTAM + VIM', 'trx_vim': 'TRX + VIM',
+         'hyrsm_vim': 'HyRSM + VIM'}
+# Paper, Fig. 22 (5-way 1-shot UCF101, ResNet-50, V100): parameters and
+# inference seconds per task.
+PAPER = {'baseline': (25.8e6, 0.67), 'otam': (25.8e6, 1.29),
+         'trx': (47.1e6, 0.92), 'hyrsm': (65.6e6, 0.89),
+         'full': (58.2e6, 0.85)}
 flags.DEFINE_list('rows', list(ROWS), 'Rows of configs/vim.py, baseline '
                   f'first, from {list(ROWS)}.')
+flags.DEFINE_list('param_bases', ['default', 'synthetic'],
+                  'Bases (configs/vim.py base=) whose parameters are counted '
+                  '(nothing runs).')
 flags.DEFINE_list('flops_bases', ['default', 'synthetic'],
                   'Bases (configs/vim.py base=) whose compiled FLOPs and '
                   'temporaries are tabulated (nothing runs).')
-flags.DEFINE_bool('time', True, 'Also time the synthetic config.')
+flags.DEFINE_bool('time', True, 'Also time the rows on --time_base.')
+flags.DEFINE_string('time_base', 'synthetic', 'Base (configs/vim.py base=) '
+                    'of the timed steps.')
 
 
 def _config(row, base):
   from configs import vim  # pylint: disable=g-import-not-at-top
-  config = vim.get_config(f'row={row},base={base},shot={FLAGS.shot}')
+  config = vim.get_config(f'row={row},base={base},way={FLAGS.way},'
+                          f'shot={FLAGS.shot},query={FLAGS.query}')
   if FLAGS.tfds_data_dir:
     config.data.tfds_data_dir = FLAGS.tfds_data_dir
   return config
@@ -78,7 +102,7 @@ def parameter_counts(config) -> dict:
       lambda ep: model.init(keys, ep, train=False), episode)['params']
   size = lambda tree: sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree))
   counts = {name: size(params.get(name, {}))
-            for name in ('backbone', 'sampler', 'alignment')}
+            for name in ('backbone', 'sampler', 'alignment', 'head')}
   counts['scan'] = size(params.get('sampler', {}).get('scan', {}))
   counts['total'] = size(params)
   return counts
@@ -174,7 +198,8 @@ def print_compiled_costs(base):
   print(f'\n## Compiled FLOPs and memory per episode: {base} config '
         f'({config.model.backbone}, {config.data.frame_size}px, scan '
         f'{config.model.sampler.scan_size}px, M={config.data.dense_frames}, '
-        f'T={config.model.frames}, {config.data.way}-way {FLAGS.shot}-shot '
+        f'T={config.model.frames}, {config.data.way}-way '
+        f'{config.data.shot}-shot '
         f'{config.data.query}-query)\n')
   print('| model | eval GFLOP | x ProtoNet | train GFLOP | x ProtoNet | '
         'eval temp MB | train temp MB | x ProtoNet |')
@@ -204,43 +229,51 @@ def main(argv):
     raise app.UsageError(f'--rows must start with baseline (the reference) '
                          f'and come from {list(ROWS)}; got {FLAGS.rows}.')
 
-  print(f'\n## Parameters (5-way {FLAGS.shot}-shot episodes; counted, not run)'
-        '\n')
+  print(f'\n## Parameters ({FLAGS.way}-way {FLAGS.shot}-shot episodes; '
+        'counted, not run)\n')
   print('| config | model | total | backbone | sampler (scan net) | alignment '
-        '| extra over ProtoNet | paper (Fig. 22) |')
-  print('|---|---|---|---|---|---|---|---|')
-  for base in ('default', 'synthetic'):
+        '| head | extra over ProtoNet | paper (Fig. 22) |')
+  print('|---|---|---|---|---|---|---|---|---|')
+  for base in FLAGS.param_bases:
     counts = {row: parameter_counts(_config(row, base)) for row in FLAGS.rows}
     for row in FLAGS.rows:
       c = counts[row]
       extra = c['total'] - counts['baseline']['total']
       shape = _config(row, base)
+      paper = (f'{PAPER[row][0] / 1e6:.1f} M'
+               if base == 'default' and row in PAPER else '')
       print(f"| {base} ({shape.model.backbone}/{shape.model.backbone_width}, "
             f"{shape.data.frame_size}px) | {NAMES[row]} | {_m(c['total'])} | "
             f"{_m(c['backbone'])} | {_m(c['sampler'])} ({_m(c['scan'])}) | "
-            f"{_m(c['alignment'])} | {_m(extra)} | "
-            f"{PAPER.get(row, '') if base == 'default' else ''} |")
+            f"{_m(c['alignment'])} | {_m(c['head'])} | {_m(extra)} | "
+            f'{paper} |')
 
   for base in FLAGS.flops_bases:
     print_compiled_costs(base)
   if not FLAGS.time:
     return
-  results = {row: measure(_config(row, 'synthetic')) for row in FLAGS.rows}
+  results = {row: measure(_config(row, FLAGS.time_base))
+             for row in FLAGS.rows}
   base = results['baseline']
-  config = _config('full', 'synthetic')
-  print(f'\n## Time and memory: synthetic config, 5-way {FLAGS.shot}-shot '
-        f'{config.data.query}-query, T={config.model.frames}, '
-        f'M={config.data.dense_frames}, {config.data.frame_size}px; '
-        f'{jax.devices()[0].device_kind}, 1 device\n')
-  print('| model | eval s/episode | x ProtoNet | train s/episode | x ProtoNet '
-        '| modules\' share of train step | train-step temp MB | x ProtoNet | '
-        'eval-step temp MB | x ProtoNet |')
-  print('|---|---|---|---|---|---|---|---|---|---|')
+  config = _config('full', FLAGS.time_base)
+  print(f'\n## Time and memory: {FLAGS.time_base} config, '
+        f'{config.data.way}-way {config.data.shot}-shot '
+        f'{config.data.query}-query, '
+        f'T={config.model.frames}, M={config.data.dense_frames}, '
+        f'{config.data.frame_size}px; {jax.devices()[0].device_kind}, '
+        '1 device\n')
+  print('| model | eval s/episode | x ProtoNet | paper eval x ProtoNet '
+        '(Fig. 22) | train s/episode | x ProtoNet | additions\' share of '
+        'train step | train-step temp MB | x ProtoNet | eval-step temp MB | '
+        'x ProtoNet |')
+  print('|---|---|---|---|---|---|---|---|---|---|---|')
+  paper_base = PAPER['baseline'][1]
   for row in FLAGS.rows:
     r = results[row]
     share = 1 - base['train'] / r['train']
+    paper = f'{PAPER[row][1] / paper_base:.2f}' if row in PAPER else ''
     print(f"| {NAMES[row]} | {r['eval']:.4f} | {r['eval'] / base['eval']:.2f} "
-          f"| {r['train']:.4f} | {r['train'] / base['train']:.2f} | "
+          f"| {paper} | {r['train']:.4f} | {r['train'] / base['train']:.2f} | "
           f"{'-' if row == 'baseline' else f'{100 * share:.0f}%'} | "
           f"{r['train_temp'] / 2**20:.1f} | "
           f"{r['train_temp'] / base['train_temp']:.2f} | "

@@ -100,8 +100,9 @@ def get_config(arg=None):
   model.normalisation = 'imagenet'
 
   # The metric: 'protonet' (frame-wise cosine to class prototypes, Eq. 23),
-  # or the heads of OTAM, TRX and HyRSM (vim_jax/models/heads.py; without
-  # the alignment), with `head_kwargs` overriding the head's fields.
+  # or the heads of OTAM, TRX and HyRSM (vim_jax/models/heads.py; alone, or
+  # behind the alignment on its aligned videos, Table 3), with
+  # `head_kwargs` overriding the head's fields.
   model.head = 'protonet'
   model.head_kwargs = ml_collections.ConfigDict()
 

@@ -23,7 +23,11 @@ Arguments (`file.py:key=value,...`):
   method: 'vim' (default: the full model, sampler with TS, SA and the
     task-adaptive learner on M=20 dense frames, alignment with TT, TR and SC,
     L_intra and L_inter) or 'protonet' (the paper's ProtoNet* baseline: T=8
-    frames at the segment centres, frame-wise cosine metric, no VIM module).
+    frames at the segment centres, frame-wise cosine metric, no VIM module);
+    'otam', 'trx', 'hyrsm': ProtoNet* with that method's metric in place of
+    the cosine (vim_jax/models/heads.py); 'otam_vim', 'trx_vim',
+    'hyrsm_vim': full VIM with that metric (Table 3). The heads train under
+    this protocol (SGD, the schedule below), not their papers' own recipes.
 
 Fixed here (paper 4.2): ImageNet ResNet-50 at 224x224, M=20, T=8, SGD lr 0.01
 x 0.9 every 5000 'epochs' of 200 episodes, sigma 0.1 x 0.8 every 2000,
@@ -40,7 +44,13 @@ Needed on the command line: --config.data.split_dir (the split folder, e.g.
 from configs import default
 from input_pipeline import real_datasets
 
-METHODS = ('vim', 'protonet')
+# method -> (config.model.head, whether VIM's modules are on).
+METHODS = {
+    'vim': ('protonet', True), 'protonet': ('protonet', False),
+    'otam': ('otam', False), 'trx': ('trx', False), 'hyrsm': ('hyrsm', False),
+    'otam_vim': ('otam', True), 'trx_vim': ('trx', True),
+    'hyrsm_vim': ('hyrsm', True),
+}
 
 
 def make_config(dataset: str, arg=None):
@@ -68,14 +78,16 @@ def make_config(dataset: str, arg=None):
     data.test_dataset = args['test_dataset']
 
   model = config.model
-  if args['method'] == 'vim':
+  if args['method'] not in METHODS:
+    raise ValueError(f'method={args["method"]!r} is not one of '
+                     f'{tuple(METHODS)}.')
+  model.head, vim = METHODS[args['method']]
+  if vim:
     model.sampler.enabled = True
     model.sampler.temporal = model.sampler.spatial = True
     model.sampler.adaptive = True
     model.alignment.transform = model.alignment.rearrange = True
     model.alignment.spatial = True
-  elif args['method'] != 'protonet':
-    raise ValueError(f'method={args["method"]!r} is not one of {METHODS}.')
   return config
 
 

@@ -23,6 +23,16 @@ ProtoNet*, 5-way 1-shot:
       --config.data.manual_dir=$DATA/ssv2 \
       --config.model.backbone_weights=$WEIGHTS/resnet50
 
+The other methods of Table 3 run here as on every split (method=otam, trx,
+hyrsm, otam_vim, trx_vim, hyrsm_vim; configs/real.py), e.g.:
+
+  python main.py --config=configs/ssv2_full.py:shot=1,method=otam_vim \
+      --workdir=runs/ssv2_full_otam_vim_1shot \
+      --config.data.split_dir=../shared/splits/ssv2_OTAM \
+      --config.data.manual_dir=$DATA/ssv2 \
+      --config.model.backbone_weights=$WEIGHTS/resnet50 \
+      --config.model.scan_weights=$WEIGHTS/shufflenet_v2_x0_5
+
 Horizontal flips are off (data.hflip=False): left and right are part of the
 classes. SSv2 is flat on disk: $DATA/ssv2/<video_id>/*.jpg or <video_id>.webm.
 

@@ -28,9 +28,14 @@ spatial coordination; mu1 weighs L_intra, mu2 L_inter):
     ts_only, sa_only, ts_sa, ts_ada, sa_ada     sampler parts, + L_intra
     tc, sc                                      alignment parts, + L_inter
     full_no_ts, full_no_sa, full_no_tc, full_no_sc   VIM minus one module
-  Table 3: otam, trx, hyrsm   the OTAM, TRX and HyRSM metrics in place of
-                              ProtoNet's (vim_jax/models/heads.py), uniform
-                              frames, no alignment
+  Table 3 (VIM on other methods)
+    otam, trx, hyrsm    the OTAM, TRX and HyRSM metrics in place of
+                        ProtoNet's (vim_jax/models/heads.py), uniform
+                        frames, no alignment
+    otam_vim, trx_vim, hyrsm_vim   full VIM (as `full`) with that metric:
+                        the head compares each class's aligned query with
+                        the class's support videos as aligned
+                        (vim_jax/models/few_shot.py `aligned_logits`)
   Table 11: mgsampler   ProtoNet + MGSampler frames (no SA, no loss)
   Table 12: tt_only, tr_only   one half of TC, + L_inter (tc is both halves)
   Table 14: sc_first    VIM with SC before TC
@@ -49,6 +54,9 @@ Run one row (train, validate, test):
 Run several rows and tabulate them (vim_jax/ablate.py):
   python -m vim_jax.ablate --config=configs/vim.py --workdir=/tmp/ablate \\
       --rows=baseline,sampler,sampler_intra,alignment,alignment_inter,both,full
+Table 3 on the procedural data (add --shot=5 for its 5-shot column):
+  python -m vim_jax.ablate --config=configs/vim.py --workdir=/tmp/table3 \\
+      --rows=otam,otam_vim,trx,trx_vim,hyrsm,hyrsm_vim
 """
 from configs import default
 from configs import synthetic
@@ -98,10 +106,14 @@ ROWS = {
     'full_no_tc': {**_FULL, 'model.alignment.transform': False,
                    'model.alignment.rearrange': False},
     'full_no_sc': {**_FULL, 'model.alignment.spatial': False},
-    # Table 3: the OTAM, TRX and HyRSM metrics on uniform frames.
+    # Table 3: the OTAM, TRX and HyRSM metrics on uniform frames, and VIM
+    # in front of each.
     'otam': {'model.head': 'otam', **_mu(0, 0)},
     'trx': {'model.head': 'trx', **_mu(0, 0)},
     'hyrsm': {'model.head': 'hyrsm', **_mu(0, 0)},
+    'otam_vim': {**_FULL, 'model.head': 'otam'},
+    'trx_vim': {**_FULL, 'model.head': 'trx'},
+    'hyrsm_vim': {**_FULL, 'model.head': 'hyrsm'},
     # Table 11.
     'mgsampler': {**_SAMPLER, 'model.sampler.method': 'mgsampler',
                   **_mu(0, 0)},
@@ -145,7 +157,8 @@ def apply_overrides(config, overrides):
 
 
 # Applied before a row's overrides: the base may be full VIM.
-MODULES_OFF = {'model.sampler.enabled': False,
+MODULES_OFF = {'model.head': 'protonet',
+               'model.sampler.enabled': False,
                'model.alignment.transform': False,
                'model.alignment.rearrange': False,
                'model.alignment.spatial': False}

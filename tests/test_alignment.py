@@ -344,6 +344,39 @@ def test_spatial_hand_set_offsets_match_numpy():
   assert numpy_mask(1, -1).sum() == numpy_mask(-1, 1).sum() == 4
 
 
+@pytest.mark.parametrize('order', ['temporal_first', 'spatial_first'])
+def test_support_videos_average_to_the_prototypes(order):
+  """'support_aligned' (for the metric heads): each support video through
+  what its class prototype went through; their class means are the
+  aligned prototypes, per query with SC and once for all queries without."""
+  support, query = episode()
+  module = alignment.ActionAlignment(make_config(
+      transform=True, rearrange=True, spatial=True, order=order), WAY)
+  params = randomise_heads(initial_variables(module)['params'])
+  rngs = {'sampler': jax.random.key(1)}
+  for train, shape in ((True, (QUERIES, WAY * SHOT, T, C)),
+                       (False, (WAY * SHOT, T, C))):
+    if not train:  # SC off at test: nothing depends on the pair any more
+      module = alignment.ActionAlignment(make_config(
+          transform=True, rearrange=True, spatial=True, order=order,
+          test_spatial=False), WAY)
+    _, prototypes, aux = module.apply(
+        {'params': params}, support, LABELS, query, train=train, rngs=rngs,
+        support_videos=True)
+    videos = aux['support_aligned']
+    assert videos.shape == shape
+    means = protonet.class_prototypes(
+        jnp.moveaxis(jnp.broadcast_to(videos, (QUERIES,) + shape[-3:]), 1, 0),
+        LABELS, WAY)  # [N, V_q, T, D]
+    np.testing.assert_allclose(jnp.moveaxis(means, 0, 1), prototypes,
+                               rtol=1e-5, atol=1e-5)
+    # The query side and everything else are as without support videos.
+    _, plain, plain_aux = module.apply(
+        {'params': params}, support, LABELS, query, train=train, rngs=rngs)
+    np.testing.assert_array_equal(plain, prototypes)
+    assert 'support_aligned' not in plain_aux
+
+
 def test_rearranged_spatial_pooling_matches_materialised_maps():
   """The factorised TR + SC contraction equals pooling the mixed maps."""
   support, query = episode()

@@ -2,7 +2,7 @@
 
 The configs are parsed the way main.py parses them (config_flags, with the
 command lines of their docstrings); the paper's numbers are written out here
-from Tables 1 and 2, independently of the docstrings. The cross-domain and
+from Tables 1, 2 and 3, independently of the docstrings. The cross-domain and
 limit tests build two tiny frame trees from the real split files.
 """
 import os
@@ -43,8 +43,40 @@ PAPER = {
                     ('ProtoNet*', 1): 66.5, ('ProtoNet*', 3): 73.4,
                     ('ProtoNet*', 5): 80.3},
 }
+# The other methods alone (Table 1; Table 2 for ActivityNet) and with VIM
+# (Table 3): {dataset: {method: {shot: (alone, + VIM)}}}.
+TABLE_3 = {
+    'hmdb51': {'OTAM': {1: (54.5, 59.3), 5: (66.1, 74.2)},
+               'TRX': {1: (53.1, 55.5), 5: (75.6, 76.3)},
+               'HyRSM': {1: (60.3, 60.9), 5: (76.0, 75.6)}},
+    'ucf101': {'OTAM': {1: (79.9, 83.6), 5: (88.9, 94.5)},
+               'TRX': {1: (78.6, 83.7), 5: (96.1, 95.6)},
+               'HyRSM': {1: (83.9, 85.3), 5: (94.7, 95.2)}},
+    'kinetics100': {'OTAM': {1: (73.0, 74.3), 5: (85.8, 86.1)},
+                    'TRX': {1: (63.6, 68.8), 5: (85.9, 86.0)},
+                    'HyRSM': {1: (73.7, 73.9), 5: (86.1, 86.6)}},
+    'ssv2_small': {'OTAM': {1: (36.4, 38.9), 5: (48.0, 51.4)},
+                   'TRX': {1: (36.0, 39.6), 5: (59.1, 58.0)},
+                   'HyRSM': {1: (40.6, 41.0), 5: (56.1, 56.8)}},
+    'activitynet': {'OTAM': {1: (69.9, 75.4), 3: (75.9, None),
+                             5: (85.2, 87.7)},
+                    'TRX': {1: (69.9, 72.2), 3: (77.6, None),
+                            5: (88.7, 89.9)},
+                    'HyRSM': {1: (72.1, 73.8), 3: (78.0, None),
+                              5: (87.5, 88.1)}},
+}
+# Every cell a dataset config's docstring holds a command for.
+CELLS = {name: {**PAPER[name], **{
+    (f'{method} + VIM' if vim else method, shot): number
+    for method, shots in TABLE_3[name].items()
+    for shot, numbers in shots.items()
+    for vim, number in enumerate(numbers) if number is not None}}
+         for name in PAPER}
+HEADS = {'OTAM': 'otam', 'TRX': 'trx', 'HyRSM': 'hyrsm'}
 ARGS = ['shot=1', 'shot=5', 'shot=1,limit=20', 'way=10,shot=1',
-        'shot=1,test_dataset=ucf_ARN', 'shot=5,method=protonet']
+        'shot=1,test_dataset=ucf_ARN', 'shot=5,method=protonet',
+        'shot=1,method=otam', 'shot=5,method=trx_vim',
+        'shot=1,method=hyrsm_vim']
 
 
 def _path(name):
@@ -78,7 +110,10 @@ def test_dataset_config_loads_with_its_arguments(name, arg):
   assert train.num_steps * episodes_per_step == 15_000 * 200
   assert train.lr_decay_every * episodes_per_step == 5000 * 200
   assert train.sigma_decay_every * episodes_per_step == 2000 * 200
-  vim = given.get('method', 'vim') == 'vim'
+  method = given.get('method', 'vim')
+  vim = method == 'vim' or method.endswith('_vim')
+  assert model.head == {'vim': 'protonet', 'protonet': 'protonet'}.get(
+      method, method.removesuffix('_vim'))
   sampler, alignment = model.sampler, model.alignment
   assert sampler.enabled == vim
   assert all(sampler[k] for k in ('temporal', 'spatial', 'adaptive'))
@@ -93,26 +128,27 @@ def test_generic_real_config_and_bad_arguments():
   with pytest.raises(ValueError, match='test_dataset=.*ucf101'):
     real.make_config('kinetics_CMN', 'test_dataset=ucf101')
   with pytest.raises(ValueError, match='method='):
-    real.make_config('kinetics_CMN', 'method=otam')
+    real.make_config('kinetics_CMN', 'method=dtw')
 
 
 def _docstring_commands(name):
   """{(method, shot): (paper number, [argv after main.py])} of a docstring."""
   text = _path(name).read_text().split('"""')[1]
   cells = {}
-  pattern = (r'(VIM|ProtoNet\*), 5-way (\d)-shot \(paper: ([\d.]+)\):\n\n'
-             r'(.*?)(?:\n\n|\Z)')
-  for method, shot, number, command in re.findall(pattern, text, re.S):
+  pattern = (r'^(VIM|ProtoNet\*|(?:OTAM|TRX|HyRSM)(?: \+ VIM)?), 5-way '
+             r'(\d)-shot \(paper: ([\d.]+)\):\n\n(.*?)(?:\n\n|\Z)')
+  for method, shot, number, command in re.findall(pattern, text,
+                                                  re.S | re.M):
     argv = command.replace('\\\n', ' ').split()
     assert argv[:2] == ['python', 'main.py']
     cells[method, int(shot)] = (float(number), argv[2:])
   return cells
 
 
-@pytest.mark.parametrize('name', sorted(PAPER))
+@pytest.mark.parametrize('name', sorted(CELLS))
 def test_docstring_commands_run_the_paper_cells(name):
   cells = _docstring_commands(name)
-  assert {k: v[0] for k, v in cells.items()} == PAPER[name]
+  assert {k: v[0] for k, v in cells.items()} == CELLS[name]
   for (method, shot), (_, argv) in cells.items():
     flags = [a for a in argv if not a.startswith('--workdir=')]
     assert len(flags) == len(argv) - 1  # every command names a workdir
@@ -120,11 +156,13 @@ def test_docstring_commands_run_the_paper_cells(name):
              if a.startswith('--config=') else a for a in flags]
     config = _parse(flags)
     assert (config.data.way, config.data.shot) == (5, shot)
-    assert config.model.sampler.enabled == (method == 'VIM')
-    assert config.model.alignment.rearrange == (method == 'VIM')
+    vim = method.endswith('VIM')
+    assert config.model.sampler.enabled == vim
+    assert config.model.alignment.rearrange == vim
+    assert config.model.head == HEADS.get(method.split(' ')[0], 'protonet')
     assert os.path.basename(config.data.split_dir) == config.data.dataset
     assert config.data.manual_dir and config.model.backbone_weights
-    assert bool(config.model.scan_weights) == (method == 'VIM')
+    assert bool(config.model.scan_weights) == vim
 
 
 def _source(videos_per_class):

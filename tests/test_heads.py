@@ -285,14 +285,21 @@ def test_head_rows_use_the_head_on_backbone_features(row):
   np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-5)
 
 
-def test_head_with_the_alignment_is_an_error():
+def test_head_checks():
   from configs import vim as vim_config  # pylint: disable=g-import-not-at-top
   from vim_jax.models import few_shot  # pylint: disable=g-import-not-at-top
   config = vim_config.get_config('row=alignment,base=test')
-  config.model.head = 'otam'
-  with pytest.raises(ValueError, match=r"config.model.head='otam' runs "
-                     'without the alignment'):
+  for head in ('otam', 'trx', 'hyrsm'):  # behind the alignment
+    config.model.head = head
     few_shot.check_head(config.model)
+  # A reduced alignment width cannot share TRX's or HyRSM's parameters
+  # with the unaligned (backbone-width) call; OTAM has none.
+  config.model.alignment.channels = 16
+  with pytest.raises(ValueError, match=r"config.model.head='hyrsm' behind "
+                     'the alignment needs config.model.alignment.channels=0'):
+    few_shot.check_head(config.model)
+  config.model.head = 'otam'
+  few_shot.check_head(config.model)
   config.model.head = 'dtw'
   with pytest.raises(ValueError, match=r"config.model.head='dtw' is not one"):
     few_shot.check_head(config.model)

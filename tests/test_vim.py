@@ -83,6 +83,9 @@ def test_rows_switch_what_they_say():
   assert ablate.describe(config) == 'TS+SA, L_intra x1, scan distill x10'
   assert describe('sc_first').startswith('TS+SA+Ada, TT+TR+SC (SC first)')
   assert describe('mgsampler') == 'MGSampler'
+  assert describe('trx') == 'TRX metric'
+  assert describe('hyrsm_vim') == ('TS+SA+Ada, TT+TR+SC, L_intra x0.5, '
+                                   'L_inter x1, HyRSM metric')
   assert describe('full_test_no_sampler').endswith('off at test: TS+SA+Ada')
   assert describe('full_test_no_alignment').endswith('off at test: TT+TR+SC')
   # Test-time rows train exactly like `full`; other rows do not.
@@ -92,7 +95,16 @@ def test_rows_switch_what_they_say():
         json.loads(config.to_json_best_effort()))
   assert sig('full_test_no_sampler') == sig('full_test_no_alignment') == sig(
       'full')
-  assert len({sig(r) for r in ('full', 'sc_first', 'both', 'mu_1_1')}) == 4
+  assert len({sig(r) for r in ('full', 'sc_first', 'both', 'mu_1_1',
+                                'otam_vim')}) == 5
+  # Table 3's rows: each head alone, and full VIM with it.
+  for head in ('otam', 'trx', 'hyrsm'):
+    alone, vim = (vim_config.get_config(f'row={r},base=test')
+                  for r in (head, f'{head}_vim'))
+    assert alone.model.head == vim.model.head == head
+    full = vim_config.get_config('row=full,base=test')
+    full.model.head = head
+    assert vim == full
 
 
 def test_config_maker_applies_arguments_and_overrides():

@@ -60,6 +60,8 @@ from ml_collections import config_flags
 from vim_jax import evaluate
 
 ROW_RECORD = 'ablation_row.json'
+# `config.model.head` in the table's descriptions.
+HEAD_NAMES = {'otam': 'OTAM', 'trx': 'TRX', 'hyrsm': 'HyRSM'}
 
 FLAGS = flags.FLAGS
 
@@ -152,6 +154,9 @@ def describe(config) -> str:
         ['to the alignment only'] if train.inter_grad == 'alignment' else [])
     parts.append(f'L_inter x{train.mu2:g}'
                  + (f' ({", ".join(notes)})' if notes else ''))
+  head = model.get('head', 'protonet')
+  if head != 'protonet':
+    parts.append(f'{HEAD_NAMES.get(head, head)} metric')
   if at_test:
     parts.append('off at test: ' + '+'.join(at_test))
   return ', '.join(parts) or 'ProtoNet (all off)'

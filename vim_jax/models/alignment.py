@@ -67,6 +67,12 @@ Readings of the paper (the choices it leaves open):
   rearranged maps (offsets from Cat(P, F_q), no W_v), then TR runs on the
   pair's SC-pooled features: M_e from W_k, W_q of those [T, D] features, and
   `query_aligned = M_e W_v pooled_q`, `prototype_aligned = W_v pooled_s`.
+- Support videos (`support_videos`; for the metric heads of Table 3, which
+  compare a query with each support video, not with a prototype): each
+  support video goes through what its class prototype goes through, its
+  own TT warp, W_v, and SC's window (+o) of the (query, class) pair, so the
+  prototype is the mean of its class's videos so aligned, and at 1-shot
+  the video is the prototype. Offsets and M_e stay those of the pair.
 - Alignment cost (Eq. 35), per (query, class) pair [V_q, N]:
   `|1 - a_q| + |b_q| + ||M_e - I||_F + ||o||_F`, with (a_q, b_q) the QUERY's
   warp (the paper computes the cost "for each input video"; the support
@@ -360,7 +366,7 @@ class ActionAlignment(nn.Module):
 
   @nn.compact
   def __call__(self, support, support_labels, query, *, train: bool,
-               rng=None):
+               rng=None, support_videos: bool = False):
     """Aligns every (query, class prototype) pair of one episode.
 
     Args:
@@ -370,6 +376,8 @@ class ActionAlignment(nn.Module):
       train: training mode (SC perturbations, `test_*` switches ignored).
       rng: key of the SC perturbations in training; None draws one from
         the 'sampler' stream. Two calls with one key perturb alike.
+      support_videos: also return each support video as aligned, in aux
+        'support_aligned' (for the metric heads, which compare videos).
 
     Returns:
       query_aligned [V_q, N, T, D] and prototype_aligned [V_q, N, T, D]
@@ -380,7 +388,13 @@ class ActionAlignment(nn.Module):
       (bool: |a - 1| or |b| within 1 % of max_warp; a tanh offset component
       at |o| >= 0.99; False for a module that is off); 'query_unaligned'
       [V_q, T, D] and 'prototype_unaligned' [N, T, D] (pooled after the
-      channel reduction only: no TT, TR or SC).
+      channel reduction only: no TT, TR or SC). With `support_videos`,
+      'support_aligned': every support video through what its class's
+      prototype went through (its own TT warp, W_v, and SC's +o window of
+      the (query, class) pair), [V_q, V_s, T, D] with SC in force and
+      [V_s, T, D] (the same for every query) without. The alignment is
+      affine in the support maps with weights summing to 1, so the class
+      mean of these is `prototype_aligned` (exactly, up to rounding).
     """
     cfg = self.config
     if cfg.order not in ('temporal_first', 'spatial_first'):
@@ -463,6 +477,12 @@ class ActionAlignment(nn.Module):
         offsets, weights_s, weights_q = self._pool_pairs(
             raw_offsets, size, train, rng)
         proto_out = pool_maps(weights_s, proto_maps, 'qnthw,nthwd->qntd')
+        if support_videos:
+          videos = maps[:v_s]
+          if rearrange:
+            videos = rearranger(videos)
+          support_out = pool_maps(weights_s[:, support_labels], videos,
+                                  'qsthw,sthwd->qstd')
         if rearrange:
           # Fold the query's masks into its time mixing: [V_q, N, T, T, h, w].
           mixing = jnp.einsum('qnthw,qnts->qntshw', weights_q, attention)
@@ -471,7 +491,9 @@ class ActionAlignment(nn.Module):
           query_out = pool_maps(weights_q, query_maps, 'qnthw,qthwd->qntd')
       else:
         proto_out = jnp.broadcast_to(proto[None], pair + (dim,))
+        support_out = pooled[:v_s]  # [V_s, T, D]: no pair dependence
         if rearrange:
+          support_out = rearranger(support_out) if support_videos else None
           query_out = jnp.einsum('qnts,qsd->qntd',
                                  attention.astype(query_pooled.dtype),
                                  query_pooled)
@@ -484,12 +506,18 @@ class ActionAlignment(nn.Module):
             raw_offsets, size, train, rng)
         proto_out = pool_maps(weights_s, proto_maps, 'qnthw,nthwd->qntd')
         query_out = pool_maps(weights_q, query_maps, 'qnthw,qthwd->qntd')
+        support_out = (pool_maps(weights_s[:, support_labels], maps[:v_s],
+                                 'qsthw,sthwd->qstd')
+                       if support_videos else None)
       else:
         proto_out = jnp.broadcast_to(proto[None], pair + (dim,))
         query_out = jnp.broadcast_to(query_pooled[:, None], pair + (dim,))
+        support_out = pooled[:v_s]  # [V_s, T, D]: no pair dependence
       if rearrange:
         attention = rearranger.attention(proto_out, query_out)
         proto_out = rearranger(proto_out)
+        if support_videos:
+          support_out = rearranger(support_out)
         query_out = jnp.einsum('qnts,qnsd->qntd',
                                attention.astype(query_out.dtype),
                                rearranger(query_out))
@@ -510,5 +538,7 @@ class ActionAlignment(nn.Module):
         warps_at_bound=warps_at_bound, offsets_at_bound=offsets_at_bound,
         query_unaligned=query_unaligned.astype(jnp.float32),
         prototype_unaligned=prototype_unaligned.astype(jnp.float32))
+    if support_videos:
+      aux['support_aligned'] = support_out.astype(jnp.float32)
     return (query_out.astype(jnp.float32), proto_out.astype(jnp.float32),
             aux)

@@ -1,7 +1,11 @@
 """The few-shot model: (sampler) -> backbone -> (alignment) -> metric.
 
 With every VIM module off this is ProtoNet with the frame-wise cosine metric;
-the sampler and the alignment plug in here as config switches.
+the sampler and the alignment plug in here as config switches. The metric is
+ProtoNet's frame-wise cosine or one of the heads of OTAM, TRX and HyRSM
+(`config.model.head`), alone or behind the alignment (paper Table 3, "+ VIM":
+the head compares each class's aligned query with that class's support
+videos as aligned; `heads.py`, `compare`).
 """
 from typing import Any
 
@@ -58,18 +62,22 @@ def normalise(frames, dtype=jnp.float32, kind='imagenet'):
 
 
 def check_head(model_config):
-  """Raises for an unknown `config.model.head` or one the alignment cannot
-  feed (the alignment's output is per (query, class) pair, the heads compare
-  whole support videos)."""
+  """Raises for an unknown `config.model.head`, or a head the alignment
+  cannot feed: TRX's and HyRSM's parameters depend on the feature width and
+  serve both the unaligned features (C channels, 'unaligned_logits') and
+  the aligned ones (D = `alignment.channels`), so behind the alignment they
+  need `alignment.channels = 0` (D = C)."""
   head = model_config.get('head', 'protonet')
   if head != 'protonet' and head not in HEADS:
     raise ValueError(f'config.model.head={head!r} is not one of '
                      f"{('protonet',) + tuple(HEADS)}.")
-  if head != 'protonet' and uses_alignment(model_config):
+  if (head in ('trx', 'hyrsm') and uses_alignment(model_config)
+      and model_config.alignment.channels):
     raise ValueError(
-        f'config.model.head={head!r} runs without the alignment (switch '
-        'config.model.alignment.transform, rearrange and spatial off): only '
-        "the 'protonet' metric takes the alignment's per-pair features.")
+        f'config.model.head={head!r} behind the alignment needs '
+        'config.model.alignment.channels=0 (got '
+        f'{model_config.alignment.channels}): its parameters serve the '
+        "backbone's C channels (unaligned logits) and the alignment's.")
 
 
 class FewShotModel(nn.Module):
@@ -145,8 +153,9 @@ class FewShotModel(nn.Module):
         alignment) the outputs also hold 'inter_logits' and 'inter_query':
         the aligned logits and query features again, from the alignment run
         a second time, with the same SC perturbations, on stop-gradient
-        backbone maps, so that L_inter's gradient reaches the alignment's
-        parameters only (`losses.total_loss`).
+        backbone maps (and a head's parameters held fixed), so that
+        L_inter's gradient reaches the alignment's parameters only
+        (`losses.total_loss`).
       intra: compute L_intra's inputs 'intra_logits' (with a sampler): the
         scan features of the frames the sampler produced, amplified ones
         rescanned (`VideoSampler`'s `rescan`), against the dense frames'.
@@ -157,7 +166,8 @@ class FewShotModel(nn.Module):
       inputs of its training terms (vim_jax/losses.py): 'intra_logits'
       (dense, selected) [V_q, N] (with `intra`) and 'distill_frames' (scan
       [V, T, c], backbone [V, T, C] features of the selected frames); with
-      the alignment 'unaligned_logits' [V_q, N] and 'aligned_query'
+      the alignment 'unaligned_logits' [V_q, N] (the metric on the
+      backbone's features, as without the alignment) and 'aligned_query'
       [V_q, N, T, D] (the unaligned query features are
       outputs['alignment']['query_unaligned']).
     """
@@ -205,29 +215,58 @@ class FewShotModel(nn.Module):
     if uses_alignment(self.config):
       # One key for both passes: the routed pass perturbs SC alike.
       rng = self.make_rng('sampler') if self.alignment.perturbs(train) else None
-      query_aligned, prototypes, outputs['alignment'] = self.alignment(
-          maps[:num_support], labels, maps[num_support:], train=train,
-          rng=rng)
-      outputs['logits'] = self._aligned_logits(query_aligned, prototypes)
-      outputs['aligned_query'] = query_aligned
+      (outputs['logits'], outputs['aligned_query'],
+       outputs['alignment']) = self.aligned_logits(
+           maps, labels, num_support, train=train, rng=rng)
       outputs['unaligned_logits'] = unaligned  # L_inter's reference
       if inter_grad == 'alignment':
-        fixed = jax.lax.stop_gradient(maps)
-        query_fixed, prototypes_fixed, _ = self.alignment(
-            fixed[:num_support], labels, fixed[num_support:], train=train,
-            rng=rng)
-        outputs['inter_logits'] = self._aligned_logits(query_fixed,
-                                                       prototypes_fixed)
-        outputs['inter_query'] = query_fixed
+        outputs['inter_logits'], outputs['inter_query'], _ = (
+            self.aligned_logits(jax.lax.stop_gradient(maps), labels,
+                                num_support, train=train, rng=rng,
+                                fixed_head=True))
     else:
       outputs['logits'] = unaligned
     return outputs
 
-  def _aligned_logits(self, query_aligned, prototypes):
-    """Frame-wise cosine logits of aligned queries against their prototypes."""
-    distance = protonet.frame_cosine_distance(
-        query_aligned.astype(jnp.float32), prototypes.astype(jnp.float32))
-    return -self.config.logit_scale * distance
+  def aligned_logits(self, maps, labels, num_support, *, train, rng=None,
+                     fixed_head=False):
+    """The alignment, then the metric on what it aligned.
+
+    ProtoNet's metric is the frame-wise cosine (Eq. 23) between each aligned
+    query and its class's aligned prototype. A head (`heads.py`, `compare`)
+    compares the query as aligned to class n with class n's support videos
+    as aligned (the alignment's 'support_aligned', whose class means are
+    the prototypes).
+
+    Args:
+      maps: [V, T, h, w, C] backbone maps, support first.
+      labels: [V_s] support labels.
+      num_support: V_s.
+      train: training mode.
+      rng: the SC perturbations' key (`ActionAlignment`).
+      fixed_head: the head's parameters behind a stop-gradient (the routed
+        L_inter pass of `inter_grad='alignment'`, which trains the
+        alignment's parameters only).
+
+    Returns:
+      logits [V_q, N], query_aligned [V_q, N, T, D], the alignment's aux.
+    """
+    head = self.config.get('head', 'protonet')
+    query_aligned, prototypes, aux = self.alignment(
+        maps[:num_support], labels, maps[num_support:], train=train, rng=rng,
+        support_videos=head != 'protonet')
+    if head == 'protonet':
+      distance = protonet.frame_cosine_distance(query_aligned, prototypes)
+      return -self.config.logit_scale * distance, query_aligned, aux
+    support = aux.pop('support_aligned')
+    if fixed_head:
+      variables = jax.lax.stop_gradient(self.head.variables)
+      logits = self.head.clone(parent=None).apply(
+          variables, support, labels, query_aligned, train=train,
+          method='compare')
+    else:
+      logits = self.head.compare(support, labels, query_aligned, train=train)
+    return logits, query_aligned, aux
 
   def _logits(self, features, labels, num_support, scale=1.0):
     """ProtoNet logits of the queries from [V, T, C] features (support first)."""

@@ -8,10 +8,26 @@ convention,
     query [V_q, T, C]  ->  logits [V_q, way],
 
 where the logits are -logit_scale * distance. Every class must have at least
-one support video. `train` is accepted for the shared convention; no head has
-dropout or batch statistics, so it changes nothing (and no RNG stream is
+one support video. `train` is accepted for the shared convention; no head
+has dropout or batch statistics, so it changes nothing (and no RNG stream is
 needed). Distances are computed in float32 whatever the `dtype` of the
 projections.
+
+Behind VIM's alignment (`FewShotModel`, Table 3's "+ VIM") the query is no
+longer one video: the alignment moves it onto each class in turn, and moves
+the support too. Each head therefore has a per-class form,
+
+  head.apply(variables, support, support_labels, query, train=...,
+             method='compare')
+    support [V_s, T, C], or [V_q, V_s, T, C]: each support video as placed
+      for that query (spatial coordination pools the support per pair),
+    query [V_q, N, T, C]: query[:, n] is the query as aligned to class n,
+      or [V_q, 1, T, C]: the same query for every class  ->  [V_q, way],
+
+in which the query of class n meets class n's support videos only, through
+the head's own metric. The plain call is `compare` with the query
+[V_q, 1, T, C]: a head alone is its per-class form with the query the same
+for every class, so one implementation serves both (tested).
 
 Parameter counts at the paper's size (ResNet-50 features, C = 2048, T = 8;
 `parameter_count`): OTAM 0; TRX 23,606,784; HyRSM 41,957,376. Added to the
@@ -25,6 +41,7 @@ import itertools
 from typing import Any, Sequence
 
 import flax.linen as nn
+from flax.linen import dtypes
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -58,6 +75,20 @@ def cosine_distances(query, support, eps=1e-8):
 def class_mean(distances, labels, way):
   """Mean over each class's support videos: [V_q, V_s] -> [V_q, way]."""
   return protonet.class_prototypes(distances.T, labels, way).T
+
+
+def per_query(support):
+  """[V_s, T, C] -> [1, V_s, T, C]; [V_q, V_s, T, C] as it is."""
+  return support if support.ndim == 4 else support[None]
+
+
+def class_rows(per_class, labels):
+  """Each support video's class row: [V_q, N or 1, ...] -> [V_q, V_s, ...].
+
+  With one row (the same query for every class) every video gets that row.
+  """
+  index = labels if per_class.shape[1] > 1 else jnp.zeros_like(labels)
+  return jnp.take(per_class, index, axis=1)
 
 
 def parameter_count(head, frames, channels, way=5, shot=1, queries=5):
@@ -96,6 +127,16 @@ class OTAMHead(nn.Module):
   another: the misalignment that OTAM's per-video alignment exists to
   avoid. No parameters.
 
+  Behind VIM (`compare`; the paper: "replaces the cosine distance metric
+  with the DTW metric"): the symmetric OTAM cost between class n's aligned
+  query and each of class n's support videos as the alignment placed them,
+  then the class mean as above. The alignment is affine in the support, so
+  the prototype that VIM's frame-wise cosine compares with is exactly the
+  mean of these videos: at 1-shot this is OTAM between the two sequences
+  the cosine compared, and at K shots the DTW still runs per video, for
+  the reason above, after the query has been aligned to the class as a
+  whole.
+
   Attributes:
     way: N, classes per episode.
     smoothing: soft-min temperature lambda of the alignment (OTAM: 0.1).
@@ -107,8 +148,17 @@ class OTAMHead(nn.Module):
 
   def __call__(self, support, support_labels, query, *, train: bool):
     """[V_s, T, C], [V_s], [V_q, T, C] -> [V_q, way] logits."""
+    return self.compare(support, support_labels, query[:, None], train=train)
+
+  def compare(self, support, support_labels, query, *, train: bool):
+    """Per-class form (module docstring): each support video against the
+    query as aligned to that video's class.
+
+    [(V_q,) V_s, T, C], [V_s], [V_q, N or 1, T, C] -> [V_q, way] logits.
+    """
     del train  # Nothing differs between training and evaluation.
-    frames = cosine_distances(query[:, None], support[None])  # [V_q, V_s, T, T]
+    frames = cosine_distances(class_rows(query, support_labels),
+                              per_query(support))  # [V_q, V_s, T, T]
     videos = otam_ops.otam_cost(frames, self.smoothing)  # [V_q, V_s]
     return -self.logit_scale * class_mean(videos, support_labels, self.way)
 
@@ -121,18 +171,56 @@ def frame_tuples(frames, cardinality):
                   np.int32).reshape(-1, cardinality)
 
 
+class TupleProjection(nn.Module):
+  """A dense layer on the concatenation of each tuple's frame features.
+
+  The parameters are those of `nn.Dense(features)` on [..., P, k C] tuple
+  inputs (names, shapes, initialisers): 'kernel' [k C, features], 'bias'.
+  The kernel is applied as its k blocks of C rows to every frame first and
+  the products are summed per tuple, so a video costs T k products of width
+  C instead of P of width k C (8 frames: 56 triples, 7 times fewer) and no
+  [..., P, k C] array is built; it matters behind the alignment, where the
+  support comes once per query (V_q V_s videos).
+
+  Attributes:
+    features: output width.
+    dtype: computation dtype.
+    param_dtype: parameter dtype.
+  """
+  features: int
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, frames, tuples):
+    """[..., T, C] frames and [P, k] frame indices -> [..., P, features]."""
+    k, channels = tuples.shape[1], frames.shape[-1]
+    kernel = self.param('kernel', nn.initializers.lecun_normal(),
+                        (k * channels, self.features), self.param_dtype)
+    bias = self.param('bias', nn.initializers.zeros_init(), (self.features,),
+                      self.param_dtype)
+    frames, kernel, bias = dtypes.promote_dtype(frames, kernel, bias,
+                                                dtype=self.dtype)
+    blocks = kernel.reshape(k, channels, self.features)
+    products = jnp.einsum('...tc,jch->...jth', frames, blocks)  # [..., k, T, H]
+    out = sum(jnp.take(products[..., j, :, :], tuples[:, j], axis=-2)
+              for j in range(k))  # [..., P, H]
+    return out + bias
+
+
 class TupleCrossTransformer(nn.Module):
   """TRX's temporal cross-transformer for one tuple cardinality.
 
   A tuple's representation is the concatenation of its frames' features
-  (position already encoded). Keys and values are linear maps of it, keys
-  followed by a layer norm, values too with `value_norm`. For every query
-  tuple and class, a softmax of the scaled dot products of its key with the
-  keys of all the class's support tuples (over every shot jointly) weighs
-  the class's support values into a query-specific prototype. The distance
-  is the squared Euclidean distance between the query's values and that
-  prototype, averaged over the query's tuples (as TRX: pairs and triples
-  then weigh alike though there are C(T, 3) triples and C(T, 2) pairs).
+  (position already encoded). Keys and values are linear maps of it
+  (`TupleProjection`), keys followed by a layer norm, values too with
+  `value_norm`. For every query tuple and class, a softmax of the scaled dot
+  products of its key with the keys of all the class's support tuples (over
+  every shot jointly) weighs the class's support values into a
+  query-specific prototype. The distance is the squared Euclidean distance
+  between the query's values and that prototype, averaged over the query's
+  tuples (as TRX: pairs and triples then weigh alike though there are
+  C(T, 3) triples and C(T, 2) pairs).
 
   Attributes:
     cardinality: frames per tuple.
@@ -151,32 +239,40 @@ class TupleCrossTransformer(nn.Module):
 
   @nn.compact
   def __call__(self, support, onehot, query):
-    """[V_s, T, C], [V_s, N] one-hot labels, [V_q, T, C] -> [V_q, N]."""
-    tuples = frame_tuples(support.shape[1], self.cardinality)  # [P, k]
-    dense = lambda name: nn.Dense(self.hidden, dtype=self.dtype,
-                                  param_dtype=self.param_dtype, name=name)
-    norm = lambda name: nn.LayerNorm(dtype=self.dtype,
-                                     param_dtype=self.param_dtype, name=name)
-    key_map, value_map = dense('key'), dense('value')
-    key_norm, value_norm = norm('key_norm'), norm('value_norm')
+    """Distances in the per-class form of the module docstring.
 
-    def embed(videos):  # [V, T, C] -> keys, values [V, P, hidden] float32
-      x = videos[:, tuples].reshape(videos.shape[0], len(tuples), -1)
-      keys, values = key_norm(key_map(x)), value_map(x)
+    Args:
+      support: [(V_q,) V_s, T, C].
+      onehot: [V_s, N] one-hot labels.
+      query: [V_q, N or 1, T, C]; row n meets class n's support only.
+
+    Returns:
+      [V_q, N] distances.
+    """
+    tuples = frame_tuples(query.shape[-2], self.cardinality)  # [P, k]
+    kwargs = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+    key_map = TupleProjection(self.hidden, name='key', **kwargs)
+    value_map = TupleProjection(self.hidden, name='value', **kwargs)
+    key_norm = nn.LayerNorm(name='key_norm', **kwargs)
+    value_norm = nn.LayerNorm(name='value_norm', **kwargs)
+
+    def embed(videos):  # [..., T, C] -> keys, values [..., P, H] float32
+      keys = key_norm(key_map(videos, tuples))
+      values = value_map(videos, tuples)
       if self.value_norm:
         values = value_norm(values)
       return keys.astype(jnp.float32), values.astype(jnp.float32)
 
-    support_keys, support_values = embed(support)  # [V_s, P, H]
-    query_keys, query_values = embed(query)  # [V_q, P, H]
-    scores = jnp.einsum('qph,srh->qpsr', query_keys, support_keys)
-    scores = scores / np.sqrt(self.hidden)  # [V_q, P, V_s, P]
+    support_keys, support_values = embed(per_query(support))  # [., V_s, P, H]
+    query_keys, query_values = embed(query)  # [V_q, n, P, H]
+    scores = jnp.einsum('...nph,...srh->...npsr', query_keys, support_keys)
+    scores = scores / np.sqrt(self.hidden)  # [V_q, n, P, V_s, P]
     # One softmax per (query tuple, class) over that class's support tuples.
-    mask = onehot.T.astype(bool)[None, :, None, :, None]  # [1, N, 1, V_s, 1]
-    scores = jnp.where(mask, scores[:, None], -1e30)  # [V_q, N, P, V_s, P]
+    mask = onehot.T.astype(bool)[:, None, :, None]  # [N, 1, V_s, 1]
+    scores = jnp.where(mask, scores, -1e30)  # [V_q, N, P, V_s, P]
     weights = jax.nn.softmax(scores, axis=(-2, -1))
-    prototypes = jnp.einsum('qnpsr,srh->qnph', weights, support_values)
-    diff = query_values[:, None] - prototypes  # [V_q, N, P, H]
+    prototypes = jnp.einsum('...npsr,...srh->...nph', weights, support_values)
+    diff = query_values - prototypes  # [V_q, N, P, H]
     return jnp.mean(jnp.sum(diff**2, axis=-1), axis=-1)
 
 
@@ -189,6 +285,15 @@ class TRXHead(nn.Module):
   summed over the cardinalities. (The TRX code combines the per-cardinality
   logits by their L2 norm, HyRSM's copy of it by their mean; the sum keeps
   each cardinality's gradient independent of the others'.)
+
+  Behind VIM (`compare`; the paper: "an exhaustive comparison among videos
+  based on frame tuples"): class n's cross-transformer attends from the
+  tuples of the query as aligned to class n to the tuples of all of class
+  n's support videos as the alignment placed them, every shot jointly as
+  above, so TRX keeps its attention over a class's shots at K shots. The
+  position encoding is added after the alignment: TR re-orders the query
+  onto the class's time axis, and step t of the aligned query is step t of
+  the class.
 
   Attributes:
     way: N, classes per episode.
@@ -209,11 +314,19 @@ class TRXHead(nn.Module):
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
-  @nn.compact
   def __call__(self, support, support_labels, query, *, train: bool):
     """[V_s, T, C], [V_s], [V_q, T, C] -> [V_q, way] logits."""
+    return self.compare(support, support_labels, query[:, None], train=train)
+
+  @nn.compact
+  def compare(self, support, support_labels, query, *, train: bool):
+    """Per-class form (module docstring): the cross-transformer of class n
+    on class n's support videos and the query as aligned to class n.
+
+    [(V_q,) V_s, T, C], [V_s], [V_q, N or 1, T, C] -> [V_q, way] logits.
+    """
     del train  # No dropout.
-    frames, channels = support.shape[1:]
+    frames, channels = query.shape[-2:]
     position = self.pe_scale * sampler.position_embedding(frames, channels)
     support = support + position.astype(support.dtype)
     query = query + position.astype(query.dtype)
@@ -289,6 +402,16 @@ class HyRSMHead(nn.Module):
   one by one at every shot (HyRSM's 1-shot code; its 5-shot code averages
   each class's frames first).
 
+  Behind VIM (`compare`; the paper: attention "over all videos within the
+  support set and query set" and Bi-MHM in place of the cosine): steps 1-4
+  with the query as aligned to class n and the support videos as the
+  alignment placed them for that query. Step 2 then runs once per (query,
+  class): the set of class n holds all support videos and the query as
+  aligned to class n, and the features a support video of class n is
+  compared with come from that set, so every comparison is between
+  features of one set, as in HyRSM. (A single set per query would have to
+  pick one of its N aligned versions, or mix them.)
+
   Attributes:
     way: N, classes per episode.
     heads: attention heads of both relations (HyRSM: 8).
@@ -305,26 +428,47 @@ class HyRSMHead(nn.Module):
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
-  @nn.compact
   def __call__(self, support, support_labels, query, *, train: bool):
     """[V_s, T, C], [V_s], [V_q, T, C] -> [V_q, way] logits."""
+    return self.compare(support, support_labels, query[:, None], train=train)
+
+  @nn.compact
+  def compare(self, support, support_labels, query, *, train: bool):
+    """Per-class form (module and class docstrings): one inter-relation set
+    per (query, class), Bi-MHM of the query as aligned to class n against
+    class n's support videos.
+
+    [(V_q,) V_s, T, C], [V_s], [V_q, N or 1, T, C] -> [V_q, way] logits.
+    """
     del train  # No dropout.
-    num_support, frames, channels = support.shape
+    support = per_query(support)  # [V_q or 1, V_s, T, C]
+    num_support = support.shape[1]
+    num_query, rows, frames, channels = query.shape
     kwargs = dict(dtype=self.dtype, param_dtype=self.param_dtype)
     position = self.pe_scale * sampler.position_embedding(frames, channels)
     intra = ResidualAttention(self.heads, name='intra', **kwargs)
-    support = intra(support, position.astype(support.dtype))
-    query = intra(query, position.astype(query.dtype))
 
-    tokens = jnp.concatenate([  # [V_q, V_s + 1, C]: supports, then the query
-        jnp.broadcast_to(support.mean(1), (len(query), num_support, channels)),
-        query.mean(1)[:, None]], axis=1)
-    videos = ResidualAttention(self.heads, name='inter', **kwargs)(tokens)
+    def attend_frames(videos):  # [..., T, C], each video on its own
+      flat = videos.reshape((-1, frames, channels))
+      return intra(flat, position.astype(flat.dtype)).reshape(videos.shape)
+
+    support, query = attend_frames(support), attend_frames(query)
+    tokens = jnp.concatenate([  # [V_q, n, V_s + 1, C]: supports, then query
+        jnp.broadcast_to(support.mean(-2)[:, None],
+                         (num_query, rows, num_support, channels)),
+        query.mean(-2)[:, :, None]], axis=2)
+    videos = ResidualAttention(self.heads, name='inter', **kwargs)(
+        tokens.reshape((-1, num_support + 1, channels))).reshape(tokens.shape)
     fuse_frames = nn.Dense(channels, name='fuse_frames', **kwargs)
     fuse_video = nn.Dense(channels, use_bias=False, name='fuse_video', **kwargs)
-    video_term = fuse_video(videos)[:, :, None]  # [V_q, V_s + 1, 1, C]
-    support = (support + fuse_frames(support))[None] + video_term[:, :-1]
-    query = query + fuse_frames(query) + video_term[:, -1]
-    # support [V_q, V_s, T, C], query [V_q, T, C]
-    distances = otam_ops.bi_mhm(cosine_distances(query[:, None], support))
+    video_term = fuse_video(videos)  # [V_q, n, V_s + 1, C]
+    # Support video s is fused from the set of its own class's query.
+    own_set = support_labels if rows > 1 else jnp.zeros_like(support_labels)
+    # [V_q, V_s, C]
+    support_term = video_term[:, own_set, jnp.arange(num_support)]
+    support = support + fuse_frames(support) + support_term[:, :, None]
+    query = query + fuse_frames(query) + video_term[:, :, -1:]
+    # support [V_q, V_s, T, C], query [V_q, n, T, C]
+    distances = otam_ops.bi_mhm(cosine_distances(
+        class_rows(query, support_labels), support))  # [V_q, V_s]
     return -self.logit_scale * class_mean(distances, support_labels, self.way)
