@@ -121,6 +121,10 @@ def get_config(arg=None):
   sampler.scan_net = 'shufflenet_v2_x0_5'
   sampler.scan_size = 64  # frames are scanned at this size
   sampler.num_samples = 500  # perturbed top-k noise draws (n)
+  # Training forward of TS: False, the smoothed indicators of Eq. 5 (the
+  # paper; frames with close scores are blended); True, the hard top-k that
+  # evaluation uses, with Eq. 6's gradient (ops.straight_through_topk).
+  sampler.straight_through = False
   sampler.hidden = 128  # d, the evaluator's hidden width
   sampler.task_dim = 128  # size of the task feature f_t
   sampler.saliency_floor = 0.05  # uniform floor under the saliency profile

@@ -6,6 +6,7 @@ import pytest
 from scipy import stats
 
 from vim_jax.ops import perturbed_topk
+from vim_jax.ops import straight_through_topk
 from vim_jax.ops.topk import hard_topk
 
 
@@ -180,3 +181,21 @@ def test_jit_vmap_grad_over_videos():
         hard_ind[v], _numpy_hard_topk(np.asarray(scores[v]), k))
   hard_grad = jax.grad(lambda s: (hard(s, keys) @ frames).sum())(scores)
   np.testing.assert_array_equal(hard_grad, np.zeros_like(scores))
+
+
+def test_straight_through_is_hard_forward_with_the_perturbed_gradient():
+  scores = jnp.asarray(np.random.default_rng(3).uniform(size=12), jnp.float32)
+  key = jax.random.PRNGKey(7)
+  kwargs = dict(num_samples=200, sigma=0.1, rng=key)
+  st = straight_through_topk(scores, 4, **kwargs)
+  # Forward: exactly the numpy one-hot of the top 4 (no blend of frames).
+  np.testing.assert_array_equal(np.asarray(st),
+                                _numpy_hard_topk(np.asarray(scores), 4))
+  # Backward: the perturbed estimate's, draw for draw.
+  weights = jnp.asarray(np.random.default_rng(4).normal(size=(4, 12)),
+                        jnp.float32)
+  loss = lambda fn: lambda s: jnp.sum(weights * fn(s, 4, **kwargs))
+  g_st = jax.grad(loss(straight_through_topk))(scores)
+  g_soft = jax.grad(loss(perturbed_topk))(scores)
+  np.testing.assert_allclose(g_st, g_soft, rtol=1e-6, atol=1e-7)
+  assert np.abs(np.asarray(g_st)).max() > 0

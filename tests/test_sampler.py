@@ -526,3 +526,22 @@ def test_without_position_embedding_scores_follow_content_only():
     same = np.allclose(np.asarray(permuted['scores']),
                        np.asarray(aux['scores'])[:, perm], atol=1e-5)
     assert same != with_pe
+
+
+def test_straight_through_trains_on_the_frames_evaluation_picks():
+  """With `straight_through` TS's training frames are whole dense frames:
+  those of the hard top-k of the training scores, not blends."""
+  module, variables, _, train = _setup_of(spatial=False, straight_through=True)
+  support, _, query = _episode()
+  (s_out, q_out, aux), _ = train(variables, support, query, 0.5,
+                                 jax.random.key(0))
+  videos = np.concatenate([np.asarray(support), np.asarray(query)])
+  scores = np.asarray(aux['scores'])  # [V, M]
+  picked = np.sort(np.argsort(-scores, 1, kind='stable')[:, :T], 1)
+  expected = videos[np.arange(len(videos))[:, None], picked]
+  np.testing.assert_array_equal(np.concatenate([s_out, q_out]), expected)
+  # The smoothed forward at the same sigma blends frames.
+  train_soft = _setup_of(spatial=False)[3]
+  (_, _, aux_soft), _ = train_soft(variables, support, query, 0.5,
+                                        jax.random.key(0))
+  assert np.asarray(aux_soft['indicators']).max(-1).min() < 0.99

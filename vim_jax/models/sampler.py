@@ -482,8 +482,10 @@ class VideoSampler(nn.Module):
           scores = (1.0 - prior) * scores + prior * uniform
     if temporal and train:
       keys = jax.random.split(self.make_rng('sampler'), v)
+      topk = (topk_ops.straight_through_topk if cfg.straight_through
+              else topk_ops.perturbed_topk)
       indicators = jax.vmap(
-          lambda s, key: topk_ops.perturbed_topk(
+          lambda s, key: topk(
               s, t, num_samples=cfg.num_samples, sigma=sigma, rng=key))(
                   scores, keys)  # [V, T, M]
       indices = jnp.argmax(indicators, -1).astype(jnp.int32)

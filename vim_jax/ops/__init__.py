@@ -1,6 +1,7 @@
 """Differentiable operations of VIM, each a pure function of arrays.
 
-- `perturbed_topk`: differentiable top-k frame selection (paper 3.3.2).
+- `perturbed_topk`: differentiable top-k frame selection (paper 3.3.2);
+  `straight_through_topk`: its gradient behind a hard top-k forward.
 - `saliency_grid`, `resample`: inverse-transform sampling (paper 3.3.3).
 - `temporal_warp`: affine time warp by linear interpolation (paper 3.4.3).
 - `offset_mask`: smooth shifted-window mask for spatial coordination (3.4.4).
@@ -19,6 +20,7 @@ _MODULE_OF = {
     'perturbed_topk': 'topk',
     'resample': 'saliency',
     'saliency_grid': 'saliency',
+    'straight_through_topk': 'topk',
     'temporal_warp': 'temporal',
 }
 __all__ = sorted(_MODULE_OF)

@@ -121,3 +121,20 @@ def perturbed_topk(scores, k, *, num_samples, sigma, rng):
   noise = jax.random.normal(rng, (num_samples,) + scores.shape, scores.dtype)
   sigma = jnp.asarray(sigma, scores.dtype)
   return _perturbed_topk(scores, noise, sigma, k)  # [k, M]
+
+
+def straight_through_topk(scores, k, *, num_samples, sigma, rng):
+  """Hard top-k forward, perturbed-top-k backward (straight-through).
+
+  The forward value is `hard_topk(scores, k)`, the one-hot indicators that
+  evaluation uses; the gradient is `perturbed_topk`'s (Eq. 6) with the same
+  arguments. With the smoothed forward of Eq. 5, frames whose scores lie
+  within about sigma of each other are selected as blends (`I @ frames`
+  averages them), so in training the backbone sees mixtures of frames that
+  evaluation never gives it; here it sees the frames evaluation would pick.
+  Same arguments and output shape as `perturbed_topk`.
+  """
+  soft = perturbed_topk(scores, k, num_samples=num_samples, sigma=sigma,
+                        rng=rng)
+  # soft - sg(soft) is exactly 0, so the forward value is exactly one-hot.
+  return hard_topk(scores, k) + (soft - jax.lax.stop_gradient(soft))
