@@ -15,7 +15,6 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from input_pipeline import episodes as episodes_lib
 from vim_jax import pretrained
 from vim_jax.models import alignment as alignment_lib
 from vim_jax.models import heads as heads_lib
@@ -23,6 +22,7 @@ from vim_jax.models import protonet
 from vim_jax.models import resnet
 from vim_jax.models import sampler as sampler_lib
 from vim_jax.models import switches
+from vim_jax.ops import frames as frames_ops
 
 # What L_inter's gradient reaches (`config.train.inter_grad`; `__call__`).
 INTER_GRADS = ('all', 'alignment')
@@ -135,7 +135,7 @@ class FewShotModel(nn.Module):
     m, t = videos.shape[1], self.config.frames
     if m == t:
       return videos
-    return videos[:, episodes_lib.dense_frame_indices(m, t)]
+    return videos[:, frames_ops.dense_frame_indices(m, t)]
 
   def __call__(self, episode: dict[str, Any], *, train: bool,
                sigma: float = 0.0, prior: float = 0.0,
