@@ -13,6 +13,7 @@ from vim_jax import convert_weights
 from vim_jax import pretrain
 from vim_jax import pretrained
 from vim_jax.models import few_shot
+from vim_jax.models import normalisation
 
 
 def _config(tmp_path, steps=2, sampler=True):
@@ -71,7 +72,7 @@ def test_scan_input_is_resized_as_the_sampler_does():
       0, 256, (2, 3, 24, 24, 3)), jnp.uint8)
   pooled = pretrain.PooledFeatures(net, 16)
   variables = pooled.init(jax.random.PRNGKey(0), videos, train=False)
-  small = jax.image.resize(few_shot.normalise(videos.reshape(6, 24, 24, 3)),
+  small = jax.image.resize(normalisation.normalise(videos.reshape(6, 24, 24, 3)),
                            (6, 16, 16, 3), 'bilinear')
   maps = net.apply({c: variables[c]['net'] for c in variables}, small,
                    train=False)

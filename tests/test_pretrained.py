@@ -23,6 +23,7 @@ from vim_jax import parallel
 from vim_jax import pretrained
 from vim_jax import train as train_lib
 from vim_jax.models import few_shot
+from vim_jax.models import normalisation
 from vim_jax.models import resnet
 
 
@@ -231,7 +232,7 @@ def test_caffe_backbone_sees_bgr_minus_mean():
   """normalisation='caffe': the backbone gets BGR - mean, same param tree."""
   frames = np.random.default_rng(0).integers(
       0, 256, (2, 3, 16, 16, 3)).astype(np.uint8)  # [V, T, H, W, 3]
-  videos = few_shot.normalise(jnp.asarray(frames))  # the model's convention
+  videos = normalisation.normalise(jnp.asarray(frames))  # the model's convention
   models = {}
   for kind in ('imagenet', 'caffe'):
     config = test_config.get_config()
@@ -266,6 +267,6 @@ def test_caffe_backbone_sees_bgr_minus_mean():
                              atol=1e-3 * np.abs(want).max())
   assert not np.allclose(plain, got, rtol=1e-2)
   np.testing.assert_allclose(
-      few_shot.normalise(jnp.asarray(frames), kind='caffe'), caffe, atol=1e-4)
+      normalisation.normalise(jnp.asarray(frames), kind='caffe'), caffe, atol=1e-4)
   with pytest.raises(ValueError, match=r'config\.model\.normalisation='):
-    few_shot.normalise(jnp.asarray(frames), kind='bgr')
+    normalisation.normalise(jnp.asarray(frames), kind='bgr')

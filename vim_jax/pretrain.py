@@ -56,6 +56,7 @@ from input_pipeline import episodes as episodes_lib
 from vim_jax import convert_weights
 from vim_jax import steps as steps_lib
 from vim_jax.models import few_shot
+from vim_jax.models import normalisation
 from vim_jax.models import protonet
 from vim_jax.models import resnet
 from vim_jax.models import shufflenet
@@ -164,7 +165,7 @@ class PooledFeatures(nn.Module):
   @nn.compact
   def __call__(self, videos, *, train: bool):
     v, t, height, width, _ = videos.shape
-    x = few_shot.normalise(videos.reshape((v * t, height, width, 3)))
+    x = normalisation.normalise(videos.reshape((v * t, height, width, 3)))
     if (height, width) != (self.size, self.size):
       x = jax.image.resize(x, (v * t, self.size, self.size, 3), 'bilinear')
     pooled = self.net(x, train=train).astype(jnp.float32).mean(axis=(1, 2))

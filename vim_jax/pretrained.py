@@ -18,21 +18,14 @@ weights fit the configured module before anything is replaced: the arch
 `bn_epsilon`), the input convention (`config.model.normalisation`) and every
 shape; a mismatch is a ValueError naming the config field to change.
 
-Input conventions (`NORMALISATIONS`): torchvision/timm weights expect RGB
-minus the ImageNet mean over its std ('imagenet'; `backbone.json` says
-'torch'); Keras ResNet50 weights expect 'caffe': BGR in 0-255 minus the
-per-channel mean, no scaling. `FewShotModel` normalises the frames once,
-ImageNet-style, because the scan network (torchvision weights) and the
-sampler's spatial amplifier work on that; a 'caffe' backbone is wrapped in
-`BackboneInput`, which converts its input exactly (an affine map per channel)
-and leaves the parameter tree unchanged.
+Input conventions are vim_jax/models/normalisation.py's; `backbone.json`'s
+'preprocessing' names the one the weights expect (`PREPROCESSING`).
 """
 import logging
 import os
 from typing import Any
 
 import flax
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -40,46 +33,12 @@ import numpy as np
 from vim_jax import convert_weights
 from vim_jax.models import shufflenet
 
-NORMALISATIONS = ('imagenet', 'caffe')
 # `backbone.json` 'preprocessing' -> the `config.model.normalisation` it needs.
 PREPROCESSING = {'torch': 'imagenet', 'caffe': 'caffe'}
-# keras.applications.imagenet_utils 'caffe' mode, in BGR order.
-CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68], np.float32)
 
 BACKBONE_PATH = ('backbone',)
 SCAN_PATH = ('sampler', 'scan')
 COLLECTIONS = ('params', 'batch_stats')
-
-
-def caffe_input(rgb):
-  """[..., 3] RGB floats in 0-255 -> Keras 'caffe' input (BGR minus mean)."""
-  return rgb[..., ::-1] - CAFFE_MEAN_BGR
-
-
-class BackboneInput(nn.Module):
-  """Runs a backbone whose weights expect Keras 'caffe' input.
-
-  Takes ImageNet-normalised frames (the model's convention), maps them back to
-  0-255 RGB and on to BGR minus the caffe mean. The wrapped module shares this
-  module's scope, so its parameters sit directly under this module's name, as
-  if it were not wrapped.
-
-  Attributes:
-    net: the backbone (built with `parent=None`).
-    imagenet_mean: per-channel RGB mean (0-255) of the incoming frames.
-    imagenet_std: per-channel RGB std (0-255) of the incoming frames.
-  """
-  net: nn.Module
-  imagenet_mean: tuple[float, float, float]
-  imagenet_std: tuple[float, float, float]
-
-  def setup(self):
-    nn.share_scope(self, self.net)
-
-  def __call__(self, x, *, train: bool):  # [B, H, W, 3] -> backbone maps
-    rgb = (x.astype(jnp.float32) * jnp.asarray(self.imagenet_std, jnp.float32)
-           + jnp.asarray(self.imagenet_mean, jnp.float32))
-    return self.net(caffe_input(rgb).astype(x.dtype), train=train)
 
 
 def _subtree(tree, path):
