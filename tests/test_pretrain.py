@@ -1,4 +1,4 @@
-"""ProtoNet pretraining of the backbone and the scan net (vim_jax/pretrain.py)."""
+"""Pretraining of the backbone and the scan net (vim_jax/weights/pretrain.py)."""
 import json
 import os
 
@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from configs import test as test_config
-from vim_jax import convert_weights
-from vim_jax import pretrain
-from vim_jax import pretrained
 from vim_jax.models import few_shot
 from vim_jax.models import normalisation
+from vim_jax.weights import folder
+from vim_jax.weights import load
+from vim_jax.weights import pretrain
 
 
 def _config(tmp_path, steps=2, sampler=True):
@@ -72,8 +72,9 @@ def test_scan_input_is_resized_as_the_sampler_does():
       0, 256, (2, 3, 24, 24, 3)), jnp.uint8)
   pooled = pretrain.PooledFeatures(net, 16)
   variables = pooled.init(jax.random.PRNGKey(0), videos, train=False)
-  small = jax.image.resize(normalisation.normalise(videos.reshape(6, 24, 24, 3)),
-                           (6, 16, 16, 3), 'bilinear')
+  small = jax.image.resize(
+      normalisation.normalise(videos.reshape(6, 24, 24, 3)), (6, 16, 16, 3),
+      'bilinear')
   maps = net.apply({c: variables[c]['net'] for c in variables}, small,
                    train=False)
   np.testing.assert_allclose(
@@ -89,7 +90,7 @@ def test_resolve_writes_folders_that_load_into_the_model(resolved):
   for kind, path in paths.items():
     assert os.path.basename(path) == (
         f'{kind}-{pretrain.cache_key(config, kind)}')
-    metadata = convert_weights.read_metadata(path)
+    metadata = folder.read_metadata(path)
     assert metadata['source'] == pretrain.SOURCE
     assert metadata['pretrain']['steps'] == 2
     assert metadata['pretrain']['objective'] == (
@@ -105,10 +106,10 @@ def test_resolve_writes_folders_that_load_into_the_model(resolved):
   variables = model.init(
       {'params': jax.random.PRNGKey(0), 'sampler': jax.random.PRNGKey(1)},
       episode, train=False)
-  loaded = pretrained.load_pretrained(variables, out.model)
-  for kind, tree_path in (('backbone', pretrained.BACKBONE_PATH),
-                          ('scan', pretrained.SCAN_PATH)):
-    saved, _ = convert_weights.load_converted(paths[kind])
+  loaded = load.load_pretrained(variables, out.model)
+  for kind, tree_path in (('backbone', load.BACKBONE_PATH),
+                          ('scan', load.SCAN_PATH)):
+    saved, _ = folder.load(paths[kind])
     for collection in ('params', 'batch_stats'):
       got = loaded[collection]
       initial = variables[collection]

@@ -209,7 +209,7 @@ def _config_json(config) -> dict:
   With pretraining that is the resolved config: it names the weight folders
   `pretrain.resolve` gives (`pretrain.planned_folders`: nothing is trained).
   """
-  from vim_jax import pretrain  # pylint: disable=g-import-not-at-top
+  from vim_jax.weights import pretrain  # pylint: disable=g-import-not-at-top
   config_dict = json.loads(config.to_json_best_effort())
   for kind, path in pretrain.planned_folders(config).items():
     config_dict['model'][pretrain.WEIGHT_FIELDS[kind]] = path

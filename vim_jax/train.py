@@ -34,12 +34,12 @@ from input_pipeline import episodes as episodes_lib
 from vim_jax import evaluate
 from vim_jax import losses
 from vim_jax import parallel
-from vim_jax import pretrain
-from vim_jax import pretrained
 from vim_jax import steps
 from vim_jax.figures import episode as episode_figures
 from vim_jax.figures import sampler as sampler_figures
 from vim_jax.models import few_shot
+from vim_jax.weights import load
+from vim_jax.weights import pretrain
 
 
 @functools.lru_cache(maxsize=None)
@@ -167,7 +167,7 @@ class Experiment:
                           '(the paper starts from ImageNet weights).', field)
     if not (model.backbone_weights or model.scan_weights):
       return state
-    variables = pretrained.load_pretrained(
+    variables = load.load_pretrained(
         {'params': state.params, 'batch_stats': state.batch_stats}, model)
     # The optimiser state (momentum) is rebuilt for the loaded parameters.
     return state.replace(
