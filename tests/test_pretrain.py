@@ -1,4 +1,4 @@
-"""Pretraining of the backbone and the scan net (vim_jax/weights/pretrain.py)."""
+"""Pretraining the backbone and the scan net (vim_jax/weights/pretrain.py)."""
 import json
 import os
 
@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from configs import test as test_config
+from tests import helpers
 from vim_jax.models import few_shot
 from vim_jax.models import normalisation
 from vim_jax.weights import folder
@@ -182,6 +183,38 @@ def test_off_and_conflicts(tmp_path):
   config.model.backbone_weights = str(tmp_path / 'imagenet')
   with pytest.raises(ValueError, match='config.model.backbone_weights'):
     pretrain.resolve(config)
+
+
+def test_training_does_not_pretrain(resolved, tmp_path):
+  """train_and_evaluate refuses a config that the pretraining phase has not
+  resolved, before anything is trained or written."""
+  from vim_jax import train  # pylint: disable=g-import-not-at-top
+  config = _config(tmp_path)
+  with pytest.raises(ValueError, match='run the pretraining phase first'):
+    train.train_and_evaluate(config, str(tmp_path / 'run'))
+  assert not os.path.exists(config.pretrain.cache_dir)
+  assert not os.path.exists(tmp_path / 'run')
+  _, out = resolved
+  pretrain.check_resolved(out)
+  pretrain.check_resolved(_config(tmp_path, steps=0))
+
+
+def test_main_runs_the_pretraining_phase_first(resolved, tmp_path):
+  """main.py --mode=train: the logged pretraining phase (here reusing the
+  cache), then training from the folders it named."""
+  config, out = resolved
+  proc = helpers.run_main(
+      tmp_path / 'run', config.data.tfds_data_dir, '--config.train.num_steps=1',
+      f'--config.pretrain.steps={config.pretrain.steps}',
+      f'--config.pretrain.val_episodes={config.pretrain.val_episodes}',
+      f'--config.pretrain.cache_dir={config.pretrain.cache_dir}',
+      f'--config.model.sampler.enabled={config.model.sampler.enabled}')
+  assert 'Pretraining phase' in proc.stderr
+  for kind in pretrain.KINDS:
+    assert f'Pretrained {kind}: reusing' in proc.stderr
+  saved = json.loads((tmp_path / 'run' / 'config.json').read_text())
+  for field in pretrain.WEIGHT_FIELDS.values():
+    assert saved['model'][field] == out.model[field]
 
 
 def test_distillation_loss_is_centred_and_scale_free():

@@ -316,10 +316,14 @@ def _check_finite(metrics, step, batch):
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
-  """Trains (resuming from workdir if it holds a checkpoint), then tests."""
+  """Trains (resuming from workdir if it holds a checkpoint), then tests.
+
+  Pretraining is not done here: with `config.pretrain.steps` the pretraining
+  phase (`weights.pretrain.resolve`, run by main.py) comes first.
+  """
   runner = parallel.Runner(config.parallel)
   check_config(config, workdir, runner.num_devices)
-  config = pretrain.resolve(config)
+  pretrain.check_resolved(config)
   tf.io.gfile.makedirs(workdir)
   if jax.process_index() == 0:
     with open(os.path.join(workdir, 'config.json'), 'w') as f:

@@ -30,6 +30,15 @@ gets its own). A run killed during the pretraining redoes it (it takes a
 minute or two at synthetic size); the folder appears atomically when
 complete.
 
+`resolve` is a phase of its own: main.py's --mode=train (and vim_jax.ablate,
+for each row) calls it before `train.train_and_evaluate`, which only checks
+that it ran (`check_resolved`) and never pretrains. Why main.py rather than
+the trainer: a run says what it spends its first minutes on, and the trainer
+is given a config whose weight fields are final (its config.json names the
+folders). Why not a `--mode=pretrain`: the first run of configs/synthetic.py
+must still pretrain by itself, in one command as before, and the command
+below already pretrains alone.
+
 Command line (pretrain without training a few-shot model; prints the folders):
   python -m vim_jax.weights.pretrain --config=configs/synthetic.py \
       --config.pretrain.steps=300
@@ -400,7 +409,11 @@ def planned_folders(config) -> dict:
 
 
 def resolve(config):
-  """The config with pretrained weight folders, pretraining where needed.
+  """The pretraining phase: the config with its pretrained weight folders.
+
+  Run before the training, as a phase of its own (main.py, vim_jax.ablate):
+  `train.train_and_evaluate` does not pretrain, it checks that this ran
+  (`check_resolved`).
 
   With `config.pretrain.steps == 0` the config is returned as it is.
   Otherwise every network of the model gets its `planned_folders` folder,
@@ -413,6 +426,11 @@ def resolve(config):
   planned = planned_folders(config)
   if not planned:
     return config
+  logging.info(
+      'Pretraining phase (config.pretrain.steps=%d, vim_jax/weights/'
+      'pretrain.py): weight folders for the %s under %s; each is reused when '
+      'cached, else pretrained now on the training classes.',
+      config.pretrain.steps, ', '.join(planned), cache_dir(config))
   config = copy.deepcopy(config)
   sources = None
   for kind, path in planned.items():
@@ -431,6 +449,26 @@ def resolve(config):
                        teacher=config.model.backbone_weights)
     config.model[WEIGHT_FIELDS[kind]] = path
   return config
+
+
+def check_resolved(config) -> None:
+  """Raises unless `resolve` gave the config its pretrained weight folders.
+
+  Raises:
+    ValueError: `config.pretrain.steps` is positive and a network's weight
+      field does not name its pretrained folder.
+  """
+  if config.pretrain.steps <= 0:
+    return
+  for kind in kinds_needed(config):
+    field = WEIGHT_FIELDS[kind]
+    if config.model[field] != cache_folder(config, kind):
+      raise ValueError(
+          f'config.pretrain.steps={config.pretrain.steps} but '
+          f'config.model.{field}={config.model[field]!r} is not the '
+          f'pretrained {kind}: run the pretraining phase first (`config = '
+          'vim_jax.weights.pretrain.resolve(config)`, as main.py does) or '
+          'set --config.pretrain.steps=0.')
 
 
 def main(argv):
