@@ -1,5 +1,10 @@
 """Entry point: train and evaluate, evaluate only, or predict, from a config.
 
+--mode=train runs two phases: the pretraining phase (`weights.pretrain.resolve`:
+with `config.pretrain.steps`, the weight folders of the backbone and the scan
+net, pretrained on the training classes or reused from the cache), then
+`train.train_and_evaluate` from those folders.
+
   python main.py --config=configs/synthetic.py --workdir=/tmp/vim_synthetic
   python main.py --config=configs/synthetic.py --workdir=/tmp/vim_synthetic --mode=eval
   python main.py --config=configs/synthetic.py --workdir=/tmp/vim_synthetic \
@@ -82,6 +87,20 @@ def _initialize_distributed():
                              process_id=FLAGS.process_id)
 
 
+def _pretraining_phase(config, workdir):
+  """Phase 1 of --mode=train: the config with its pretrained weight folders.
+
+  Unchanged with `config.pretrain.steps == 0`. vim_jax/weights/pretrain.py
+  says why this is a phase of main.py. The config is checked first, so that a
+  mistake in it does not wait for minutes of pretraining.
+  """
+  import jax  # pylint: disable=g-import-not-at-top
+  from vim_jax import train  # pylint: disable=g-import-not-at-top
+  from vim_jax.weights import pretrain  # pylint: disable=g-import-not-at-top
+  train.check_config(config, workdir, jax.device_count())
+  return pretrain.resolve(config)
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
@@ -114,8 +133,9 @@ def main(argv):
   logging.info('JAX process %d/%d, devices: %s', jax.process_index(),
                jax.process_count(), jax.devices())
   if FLAGS.mode == 'train':
+    config = _pretraining_phase(FLAGS.config, FLAGS.workdir)
     try:
-      train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+      train.train_and_evaluate(config, FLAGS.workdir)
     except train.Preempted as stop:
       logging.warning('%s', stop)
       sys.exit(train.PREEMPTED_EXIT_STATUS)

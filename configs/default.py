@@ -88,8 +88,8 @@ def get_config(arg=None):
   # Eq. 22 uses exp(-d); a scale s gives exp(-s d). 1.0 is the paper's.
   model.logit_scale = 1.0
   model.dtype = 'float32'
-  # Pretrained weights (vim_jax/pretrained.py): folders written by
-  # `python -m vim_jax.convert_weights`; None = random initialisation.
+  # Pretrained weights (vim_jax/weights/load.py): folders written by
+  # `python -m vim_jax.weights.convert`; None = random initialisation.
   model.backbone_weights = ml_collections.FieldReference(None, field_type=str)
   model.scan_weights = ml_collections.FieldReference(None, field_type=str)
   # Backbone variant and input convention; they must match the weights:
@@ -208,9 +208,9 @@ def get_config(arg=None):
 
   # Pretraining of the backbone (and the scan net) as ProtoNets on the
   # training split before the few-shot model is trained, a stand-in for
-  # ImageNet weights where there are none (vim_jax/pretrain.py). It uses the
-  # train fields' optimiser and episodes; 0 steps: off. The folders are cached
-  # under cache_dir (None: <tfds data_dir>/vim_jax_pretrained).
+  # ImageNet weights where there are none (vim_jax/weights/pretrain.py). It
+  # uses the train fields' optimiser and episodes; 0 steps: off. The folders
+  # are cached under cache_dir (None: <tfds data_dir>/vim_jax_pretrained).
   config.pretrain = pretrain = ml_collections.ConfigDict()
   pretrain.steps = 0
   pretrain.seed = 100  # its training episodes: this seed's stream

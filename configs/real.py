@@ -39,7 +39,7 @@ Needed on the command line: --config.data.split_dir (the split folder, e.g.
 ../shared/splits/ucf_ARN) and --config.data.manual_dir (frames, or videos with
 --config.data.source=videos); for the paper's numbers also
 --config.model.backbone_weights and --config.model.scan_weights (folders from
-`python -m vim_jax.convert_weights`).
+`python -m vim_jax.weights.convert`).
 """
 from configs import default
 from input_pipeline import real_datasets

@@ -5,8 +5,8 @@ L = L_cls + mu1 L_intra + mu2 L_inter with the authors' estimators,
 vim_jax/losses.py) with a narrow ResNet-18 backbone and a narrow
 ShuffleNetV2 scan net on 64 px frames, 5-way 1-shot with 3 queries per
 class, 300 steps of 2 episodes, then 500 fixed test episodes. Both networks
-start from 300 steps on the training classes (vim_jax/pretrain.py: the
-backbone as a ProtoNet, the scan net distilled from it; cached after the
+start from 300 steps on the training classes (vim_jax/weights/pretrain.py:
+the backbone as a ProtoNet, the scan net distilled from it; cached after the
 first run), the stand-in for the paper's ImageNet weights;
 --config.pretrain.steps=0 trains from random weights. configs/vim.py builds
 the paper's ablation rows on top of it (`row=baseline` is ProtoNet).

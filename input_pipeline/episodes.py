@@ -17,6 +17,8 @@ from typing import Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
+from vim_jax.ops import frames as frames_ops
+
 SPLIT_CODES = {'train': 0, 'validation': 1, 'test': 2}
 
 
@@ -131,24 +133,6 @@ class VideoSource:
             f'= {spec.shot} + {spec.query} = {need}.')
 
 
-def dense_frame_indices(num_frames: int, count: int, jitter=None):
-  """Segment-based dense sampling: one frame in each of `count` equal segments.
-
-  Args:
-    num_frames: frames in the video.
-    count: frames to take.
-    jitter: [count] offsets in [0, 1) inside each segment (training); None
-      takes the segment centres (evaluation).
-
-  Returns:
-    [count] int frame indices, non-decreasing (repeats when the video is
-    shorter than `count`).
-  """
-  offset = 0.5 if jitter is None else jitter
-  positions = (np.arange(count) + offset) * (num_frames / count)
-  return np.minimum(np.floor(positions).astype(np.int64), num_frames - 1)
-
-
 def test_view(num_frames: int, spec: EpisodeSpec):
   """The frames and the crop evaluation reads from a video (no randomness).
 
@@ -164,7 +148,7 @@ def test_view(num_frames: int, spec: EpisodeSpec):
     centre square of side `test_crop_fraction` of the short side, in
     `crop_resize`'s (side fraction, y, x) form).
   """
-  return (dense_frame_indices(num_frames, spec.frames),
+  return (frames_ops.dense_frame_indices(num_frames, spec.frames),
           np.asarray([spec.test_crop_fraction, 0.5, 0.5]))
 
 
@@ -196,7 +180,7 @@ def plan_episode(source: VideoSource, spec: EpisodeSpec, seed: int,
   if spec.train:
     jitter = rng.random((num_videos, spec.frames))
     frame_index = np.stack([
-        dense_frame_indices(source.num_frames[v], spec.frames, j)
+        frames_ops.dense_frame_indices(source.num_frames[v], spec.frames, j)
         for v, j in zip(video, jitter)])
     crop = np.stack([
         rng.uniform(*spec.crop_scale, num_videos),

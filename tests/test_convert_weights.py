@@ -11,8 +11,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vim_jax import convert_weights
 from vim_jax.models import resnet
+from vim_jax.weights import convert
+from vim_jax.weights import folder
 
 # ---------------------------------------------------------------------------
 # torchvision-layout state dicts, generated from the architectures' published
@@ -103,7 +104,7 @@ TORCH_CASES = {
 def torch_case(request):
   arch = request.param
   state = _random_state(TORCH_CASES[arch]())
-  return arch, state, convert_weights.from_torchvision_state_dict(state, arch)
+  return arch, state, convert.from_torchvision_state_dict(state, arch)
 
 
 def test_torchvision_every_tensor_used_once(torch_case):
@@ -117,7 +118,7 @@ def test_torchvision_every_tensor_used_once(torch_case):
       np.sort(np.concatenate([x.ravel() for x in leaves])),
       np.sort(np.concatenate([v.ravel() for v in used.values()])))
   # And the tree is exactly what the module expects.
-  expected = convert_weights.abstract_variables(arch)
+  expected = convert.abstract_variables(arch)
   assert jax.tree.map(np.shape, variables) == jax.tree.map(
       lambda s: s.shape, expected)
 
@@ -139,24 +140,24 @@ def test_torchvision_errors_name_the_keys():
   state = _random_state(torchvision_resnet18_shapes())
   extra = dict(state, **{'layer5.0.conv1.weight': np.zeros((1, 1, 1, 1))})
   with pytest.raises(ValueError, match=r'unused source keys.*layer5\.0\.conv1'):
-    convert_weights.from_torchvision_state_dict(extra, 'resnet18')
+    convert.from_torchvision_state_dict(extra, 'resnet18')
   missing = dict(state)
   del missing['layer1.0.bn1.running_var']
   with pytest.raises(ValueError, match=(
       r'missing target params.*batch_stats/stage1_block0/bn1/var.*'
       r'layer1\.0\.bn1\.running_var')):
-    convert_weights.from_torchvision_state_dict(missing, 'resnet18')
+    convert.from_torchvision_state_dict(missing, 'resnet18')
   wrong = dict(state, **{'layer2.0.downsample.0.weight': np.zeros(
       (128, 64, 3, 3), np.float32)})
   with pytest.raises(ValueError, match=r'shape mismatch.*proj_conv/kernel'):
-    convert_weights.from_torchvision_state_dict(wrong, 'resnet18')
+    convert.from_torchvision_state_dict(wrong, 'resnet18')
   # A resnet34 state dict is not a resnet18 one: its extra blocks are unused.
   with pytest.raises(ValueError, match=r'layer1\.2\.conv1\.weight'):
-    convert_weights.from_torchvision_state_dict(
+    convert.from_torchvision_state_dict(
         dict(state, **{'layer1.2.conv1.weight': np.zeros((64, 64, 3, 3))}),
         'resnet18')
   with pytest.raises(ValueError, match='resnet101'):
-    convert_weights.from_torchvision_state_dict(state, 'resnet101')
+    convert.from_torchvision_state_dict(state, 'resnet101')
 
 
 def test_a_tensor_read_twice_is_an_error():
@@ -170,7 +171,7 @@ def test_a_tensor_read_twice_is_an_error():
 
   with pytest.raises(ValueError, match=r"used more than once: \['w'\]"):
     # pylint: disable-next=protected-access
-    convert_weights._assemble(abstract, rule, source, set())
+    convert._assemble(abstract, rule, source, set())
 
 
 def _conv2d_reference(x, w_oihw, stride, pad, groups=1):
@@ -193,7 +194,7 @@ def _conv2d_reference(x, w_oihw, stride, pad, groups=1):
 
 def test_torchvision_conv_layout_numerically(torch_case):
   arch, state, variables = torch_case
-  module = convert_weights.build_module(arch)
+  module = folder.build_module(arch)
   x = np.random.default_rng(1).normal(size=(1, 32, 32, 3)).astype(np.float32)
   _, inter = jax.jit(lambda v, x: module.apply(
       v, x, train=False, capture_intermediates=True,
@@ -227,21 +228,21 @@ def test_orbax_round_trip_and_cli(torch_case, tmp_path):
   np.savez(source, **state)
   out = tmp_path / 'converted'
   if arch == 'resnet18':  # the library path
-    converted, meta = convert_weights.convert(source, arch)
-    convert_weights.save_converted(str(out), converted, meta)
+    converted, meta = convert.convert(source, arch)
+    folder.save(str(out), converted, meta)
   else:  # the command line
     subprocess.run(
-        [sys.executable, '-m', 'vim_jax.convert_weights', f'--source={source}',
+        [sys.executable, '-m', 'vim_jax.weights.convert', f'--source={source}',
          f'--arch={arch}', f'--out={out}'],
         check=True, capture_output=True,
         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
         env=dict(os.environ, JAX_PLATFORMS='cpu'))
-  restored, kwargs = convert_weights.load_converted(str(out))
+  restored, kwargs = folder.load(str(out))
   jax.tree.map(np.testing.assert_array_equal, restored, variables)
-  assert kwargs == convert_weights.torchvision_kwargs(arch)
+  assert kwargs == convert.torchvision_kwargs(arch)
   meta = json.loads((out / 'backbone.json').read_text())
   assert meta['arch'] == arch and meta['preprocessing'] == 'torch'
-  module, _ = convert_weights.build_converted(str(out))
+  module, _ = folder.build(str(out))
   assert module.bn_epsilon == 1e-5
 
 
@@ -252,10 +253,10 @@ def test_pth_reading(tmp_path):
   except ImportError:
     open(path, 'wb').close()
     with pytest.raises(ImportError, match='install torch to read .pth'):
-      convert_weights.load_state_dict(path)
+      convert.load_state_dict(path)
     return
   torch.save({'state_dict': {'module.conv1.weight': torch.ones(2, 3)}}, path)
-  state = convert_weights.load_state_dict(path)
+  state = convert.load_state_dict(path)
   assert list(state) == ['conv1.weight']
   np.testing.assert_array_equal(state['conv1.weight'], np.ones((2, 3)))
 
@@ -264,7 +265,7 @@ def test_module_prefix_is_stripped(tmp_path):
   path = str(tmp_path / 'dp.npz')
   np.savez(path, **{'module.conv1.weight': np.zeros((1,)),
                     'module.fc.bias': np.zeros((2,))})
-  assert sorted(convert_weights.load_state_dict(path)) == [
+  assert sorted(convert.load_state_dict(path)) == [
       'conv1.weight', 'fc.bias']
 
 
@@ -302,11 +303,11 @@ def keras_resnet50(tmp_path_factory):
     layer.set_weights([w.astype(np.float32) for w in weights])
   x = rng.normal(size=(2, 64, 64, 3)).astype(np.float32)
   expected = model.predict(x, verbose=0)
-  folder = tmp_path_factory.mktemp('keras')
+  out = tmp_path_factory.mktemp('keras')
   files = {
-      'keras3': str(folder / 'resnet50.weights.h5'),
-      'legacy_model': str(folder / 'resnet50_model.h5'),
-      'downloaded': str(folder / 'resnet50_notop.h5'),
+      'keras3': str(out / 'resnet50.weights.h5'),
+      'legacy_model': str(out / 'resnet50_model.h5'),
+      'downloaded': str(out / 'resnet50_notop.h5'),
   }
   model.save_weights(files['keras3'])
   model.save(files['legacy_model'])
@@ -320,13 +321,13 @@ def keras_resnet50(tmp_path_factory):
 @pytest.mark.filterwarnings('ignore::DeprecationWarning')
 def test_keras_resnet50_matches_keras(keras_resnet50, tmp_path):
   files, x, expected, biases = keras_resnet50
-  variables = convert_weights.from_keras_h5(files['downloaded'])
+  variables = convert.from_keras_h5(files['downloaded'])
   # All three file layouts give the same variables.
   for layout in ('keras3', 'legacy_model'):
     jax.tree.map(np.testing.assert_array_equal, variables,
-                 convert_weights.from_keras_h5(files[layout]))
+                 convert.from_keras_h5(files[layout]))
   # The conv bias is folded into the following BN's mean.
-  keras_source = convert_weights.read_keras_h5(files['downloaded'])
+  keras_source = convert.read_keras_h5(files['downloaded'])
   np.testing.assert_allclose(
       variables['batch_stats']['stage3_block1']['bn2']['mean'],
       keras_source['conv4_block2_2_bn/moving_mean'] - biases[
@@ -344,11 +345,11 @@ def test_keras_resnet50_matches_keras(keras_resnet50, tmp_path):
   assert np.abs(out - expected).max() / np.abs(expected).max() < 1e-4
 
   # Round trip through the checkpoint; the metadata rebuilds the same module.
-  convert_weights.save_converted(
+  folder.save(
       str(tmp_path / 'out'), variables,
       {'arch': 'resnet50', 'source': 'keras', 'preprocessing': 'caffe',
-       'backbone_kwargs': convert_weights.KERAS_RESNET50_KWARGS})
-  module2, restored = convert_weights.build_converted(str(tmp_path / 'out'))
+       'backbone_kwargs': convert.KERAS_RESNET50_KWARGS})
+  module2, restored = folder.build(str(tmp_path / 'out'))
   assert module2.stride_in_1x1 and module2.bn_epsilon == 1.001e-5
   jax.tree.map(np.testing.assert_array_equal, restored, variables)
 
@@ -357,7 +358,7 @@ def test_keras_resnet50_matches_keras(keras_resnet50, tmp_path):
 def test_keras_errors(keras_resnet50, tmp_path):
   files, *_ = keras_resnet50
   with pytest.raises(ValueError, match='resnet18'):
-    convert_weights.from_keras_h5(files['downloaded'], arch='resnet18')
+    convert.from_keras_h5(files['downloaded'], arch='resnet18')
   # Drop one layer's weights: the missing target names the Keras tensor.
   path = str(tmp_path / 'partial.h5')
   with h5py.File(files['downloaded']) as src, h5py.File(path, 'w') as dst:
@@ -366,4 +367,4 @@ def test_keras_errors(keras_resnet50, tmp_path):
     for n in names:
       src.copy(src[n], dst, name=n.decode())
   with pytest.raises(ValueError, match='conv3_block2_1_bn/gamma'):
-    convert_weights.from_keras_h5(path)
+    convert.from_keras_h5(path)

@@ -20,14 +20,6 @@ def _spec(**kw):
   return episodes.EpisodeSpec(**args)
 
 
-def test_dense_frame_indices_hand_worked():
-  np.testing.assert_array_equal(episodes.dense_frame_indices(10, 5), [1, 3, 5, 7, 9])
-  np.testing.assert_array_equal(
-      episodes.dense_frame_indices(10, 5, np.array([0, .99, 0, .99, 0])),
-      [0, 3, 4, 7, 8])
-  np.testing.assert_array_equal(episodes.dense_frame_indices(3, 6), [0, 0, 1, 1, 2, 2])
-
-
 @pytest.mark.parametrize('train', [True, False])
 def test_plan_has_n_classes_k_plus_q_distinct_videos(train):
   source, spec = _source(), _spec(train=train)

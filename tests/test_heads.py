@@ -261,6 +261,7 @@ def test_head_rows_use_the_head_on_backbone_features(row):
   from configs import vim as vim_config  # pylint: disable=g-import-not-at-top
   from tests.test_losses import random_episode  # pylint: disable=g-import-not-at-top
   from vim_jax.models import few_shot  # pylint: disable=g-import-not-at-top
+  from vim_jax.models import normalisation  # pylint: disable=g-import-not-at-top
   config = vim_config.get_config(f'row={row},base=test')
   if row == 'trx':
     config.model.head_kwargs = {'hidden': 16}
@@ -273,7 +274,7 @@ def test_head_rows_use_the_head_on_backbone_features(row):
   logits = jax.jit(lambda v, ep: model.apply(v, ep, train=False)['logits'])(
       variables, episode)
   videos = np.concatenate([episode['support'], episode['query']])
-  maps = model.apply(variables, np.asarray(few_shot.normalise(videos)),
+  maps = model.apply(variables, np.asarray(normalisation.normalise(videos)),
                      train=False, method='embed')
   features = np.asarray(maps).mean((2, 3))
   num_support = len(episode['support'])

@@ -21,6 +21,7 @@ from input_pipeline import real_datasets
 from input_pipeline import splits
 from tests import helpers
 from vim_jax import predict
+from vim_jax.ops import frames as frames_ops
 
 av = pytest.importorskip('av')
 
@@ -281,7 +282,7 @@ def test_short_videos_and_1x1_frames_make_episodes(frames_build, videos_build,
     if train:  # One frame in each of M segments, jittered.
       assert numbers == sorted(numbers) and set(numbers) <= set(range(count))
     else:  # Segment centres: for 2 frames, frame 0 four times, then 1.
-      assert numbers == episodes.dense_frame_indices(count, M).tolist(), video
+      assert numbers == frames_ops.dense_frame_indices(count, M).tolist(), video
     assert len(set(numbers)) <= count < M
 
 

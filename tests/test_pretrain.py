@@ -1,4 +1,4 @@
-"""ProtoNet pretraining of the backbone and the scan net (vim_jax/pretrain.py)."""
+"""Pretraining the backbone and the scan net (vim_jax/weights/pretrain.py)."""
 import json
 import os
 
@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 
 from configs import test as test_config
-from vim_jax import convert_weights
-from vim_jax import pretrain
-from vim_jax import pretrained
+from tests import helpers
 from vim_jax.models import few_shot
+from vim_jax.models import normalisation
+from vim_jax.weights import folder
+from vim_jax.weights import load
+from vim_jax.weights import pretrain
 
 
 def _config(tmp_path, steps=2, sampler=True):
@@ -71,8 +73,9 @@ def test_scan_input_is_resized_as_the_sampler_does():
       0, 256, (2, 3, 24, 24, 3)), jnp.uint8)
   pooled = pretrain.PooledFeatures(net, 16)
   variables = pooled.init(jax.random.PRNGKey(0), videos, train=False)
-  small = jax.image.resize(few_shot.normalise(videos.reshape(6, 24, 24, 3)),
-                           (6, 16, 16, 3), 'bilinear')
+  small = jax.image.resize(
+      normalisation.normalise(videos.reshape(6, 24, 24, 3)), (6, 16, 16, 3),
+      'bilinear')
   maps = net.apply({c: variables[c]['net'] for c in variables}, small,
                    train=False)
   np.testing.assert_allclose(
@@ -88,7 +91,7 @@ def test_resolve_writes_folders_that_load_into_the_model(resolved):
   for kind, path in paths.items():
     assert os.path.basename(path) == (
         f'{kind}-{pretrain.cache_key(config, kind)}')
-    metadata = convert_weights.read_metadata(path)
+    metadata = folder.read_metadata(path)
     assert metadata['source'] == pretrain.SOURCE
     assert metadata['pretrain']['steps'] == 2
     assert metadata['pretrain']['objective'] == (
@@ -104,10 +107,10 @@ def test_resolve_writes_folders_that_load_into_the_model(resolved):
   variables = model.init(
       {'params': jax.random.PRNGKey(0), 'sampler': jax.random.PRNGKey(1)},
       episode, train=False)
-  loaded = pretrained.load_pretrained(variables, out.model)
-  for kind, tree_path in (('backbone', pretrained.BACKBONE_PATH),
-                          ('scan', pretrained.SCAN_PATH)):
-    saved, _ = convert_weights.load_converted(paths[kind])
+  loaded = load.load_pretrained(variables, out.model)
+  for kind, tree_path in (('backbone', load.BACKBONE_PATH),
+                          ('scan', load.SCAN_PATH)):
+    saved, _ = folder.load(paths[kind])
     for collection in ('params', 'batch_stats'):
       got = loaded[collection]
       initial = variables[collection]
@@ -180,6 +183,38 @@ def test_off_and_conflicts(tmp_path):
   config.model.backbone_weights = str(tmp_path / 'imagenet')
   with pytest.raises(ValueError, match='config.model.backbone_weights'):
     pretrain.resolve(config)
+
+
+def test_training_does_not_pretrain(resolved, tmp_path):
+  """train_and_evaluate refuses a config that the pretraining phase has not
+  resolved, before anything is trained or written."""
+  from vim_jax import train  # pylint: disable=g-import-not-at-top
+  config = _config(tmp_path)
+  with pytest.raises(ValueError, match='run the pretraining phase first'):
+    train.train_and_evaluate(config, str(tmp_path / 'run'))
+  assert not os.path.exists(config.pretrain.cache_dir)
+  assert not os.path.exists(tmp_path / 'run')
+  _, out = resolved
+  pretrain.check_resolved(out)
+  pretrain.check_resolved(_config(tmp_path, steps=0))
+
+
+def test_main_runs_the_pretraining_phase_first(resolved, tmp_path):
+  """main.py --mode=train: the logged pretraining phase (here reusing the
+  cached backbone), then training from the folder it named. ProtoNet, whose
+  backbone has the sampler's model's key, keeps the run short."""
+  config, out = resolved
+  proc = helpers.run_main(
+      tmp_path / 'run', config.data.tfds_data_dir, '--config.train.num_steps=1',
+      f'--config.pretrain.steps={config.pretrain.steps}',
+      f'--config.pretrain.val_episodes={config.pretrain.val_episodes}',
+      f'--config.pretrain.cache_dir={config.pretrain.cache_dir}',
+      '--config.model.sampler.enabled=False')
+  assert 'Pretraining phase' in proc.stderr
+  assert 'Pretrained backbone: reusing' in proc.stderr
+  saved = json.loads((tmp_path / 'run' / 'config.json').read_text())
+  assert saved['model']['backbone_weights'] == out.model.backbone_weights
+  assert saved['model']['scan_weights'] is None
 
 
 def test_distillation_loss_is_centred_and_scale_free():

@@ -2,7 +2,7 @@
 
 Checkpoints are made the way a user makes them: a torchvision-layout state
 dict (random values, real names and shapes) saved as .npz and converted with
-`python -m vim_jax.convert_weights`'s functions. Expected values are read from
+`python -m vim_jax.weights.convert`'s functions. Expected values are read from
 the state dict with torch's layout rules, not from the converter.
 """
 import json
@@ -18,21 +18,23 @@ from configs import test as test_config
 from tests.test_convert_weights import _random_state
 from tests.test_convert_weights import torchvision_resnet18_shapes
 from tests.test_convert_weights import torchvision_shufflenet_x0_5_shapes
-from vim_jax import convert_weights
 from vim_jax import parallel
-from vim_jax import pretrained
 from vim_jax import train as train_lib
 from vim_jax.models import few_shot
+from vim_jax.models import normalisation
 from vim_jax.models import resnet
+from vim_jax.weights import convert
+from vim_jax.weights import folder
+from vim_jax.weights import load
 
 
 def _convert(tmp_path, name, arch, shapes, seed):
   state = _random_state(shapes, seed)
   npz = tmp_path / f'{name}.npz'
   np.savez(npz, **state)
-  variables, metadata = convert_weights.convert(str(npz), arch)
+  variables, metadata = convert.convert(str(npz), arch)
   out = tmp_path / name
-  convert_weights.save_converted(str(out), variables, metadata)
+  folder.save(str(out), variables, metadata)
   return str(out), state
 
 
@@ -77,7 +79,7 @@ def _check_resnet18(params, stats, state, backbone_dir):
       stats['backbone']['stage3_block1']['bn1']['var'],
       state['layer3.1.bn1.running_var'])
   # Every backbone leaf is the checkpoint's.
-  reference, _ = convert_weights.load_converted(backbone_dir)
+  reference, _ = folder.load(backbone_dir)
   for collection, tree in (('params', params), ('batch_stats', stats)):
     got = flax.traverse_util.flatten_dict(tree['backbone'])
     want = flax.traverse_util.flatten_dict(reference[collection])
@@ -132,7 +134,7 @@ def test_scan_and_backbone_weights_replace_only_their_subtrees(checkpoints):
   variables = jax.tree.map(
       lambda s: jnp.asarray(rng.normal(size=s.shape), s.dtype),
       _abstract_variables(config))
-  loaded = pretrained.load_pretrained(variables, config.model)
+  loaded = load.load_pretrained(variables, config.model)
   params, stats = loaded['params'], loaded['batch_stats']
   _check_resnet18(params, stats, state, backbone_dir)
   scan = params['sampler']['scan']
@@ -151,7 +153,7 @@ def test_scan_and_backbone_weights_replace_only_their_subtrees(checkpoints):
   config.model.sampler.enabled = False
   config.model.backbone_weights = None
   no_sampler = {c: {'backbone': v['backbone']} for c, v in variables.items()}
-  assert pretrained.load_pretrained(no_sampler, config.model) == no_sampler
+  assert load.load_pretrained(no_sampler, config.model) == no_sampler
 
 
 def _abstract_variables(config):
@@ -166,11 +168,11 @@ def _edit_metadata(path, tmp_path, **changes):
   """A copy of a converted folder whose backbone.json has `changes`."""
   out = tmp_path / 'edited'
   os.makedirs(out)
-  os.symlink(os.path.join(path, convert_weights.VARIABLES_DIR),
-             out / convert_weights.VARIABLES_DIR)
-  metadata = convert_weights.read_metadata(path)
+  os.symlink(os.path.join(path, folder.VARIABLES_DIR),
+             out / folder.VARIABLES_DIR)
+  metadata = folder.read_metadata(path)
   metadata.update(changes)
-  (out / convert_weights.METADATA_FILE).write_text(json.dumps(metadata))
+  (out / folder.METADATA_FILE).write_text(json.dumps(metadata))
   return str(out)
 
 
@@ -178,29 +180,29 @@ def test_mismatches_name_the_config_field(checkpoints, tmp_path):
   backbone_dir, _ = checkpoints['resnet18']
   variables = _abstract_variables(_config(backbone_width=32))
 
-  def load(**fields):
+  def load_with(**fields):
     config = _config(**fields)
-    return pretrained.load_pretrained(variables, config.model)
+    return load.load_pretrained(variables, config.model)
 
   with pytest.raises(ValueError, match=r"config\.model\.backbone='resnet34'.*"
                      r"'resnet18' weights"):
-    load(backbone='resnet34', backbone_weights=backbone_dir)
+    load_with(backbone='resnet34', backbone_weights=backbone_dir)
   with pytest.raises(ValueError, match=r'config\.model\.normalisation='):
-    load(backbone_weights=backbone_dir, normalisation='caffe')
+    load_with(backbone_weights=backbone_dir, normalisation='caffe')
   with pytest.raises(ValueError, match=r'config\.model\.bn_epsilon='):
-    load(backbone_weights=backbone_dir, bn_epsilon=1e-3)
+    load_with(backbone_weights=backbone_dir, bn_epsilon=1e-3)
   with pytest.raises(ValueError, match=r'config\.model\.backbone_weights does '
                      r'not fit.*shape mismatches.*backbone_width=64'):
-    load(backbone_weights=backbone_dir)  # width 32 model, width 64 weights
+    load_with(backbone_weights=backbone_dir)  # width 32 model, width 64 weights
   with pytest.raises(FileNotFoundError,
                      match=r'config\.model\.backbone_weights=.*backbone\.json'):
-    load(backbone_weights=str(tmp_path))
+    load_with(backbone_weights=str(tmp_path))
   scan_dir, _ = checkpoints['scan']
   with pytest.raises(ValueError, match=r'config\.model\.sampler\.scan_net'):
-    load(scan_weights=backbone_dir)
+    load_with(scan_weights=backbone_dir)
   with pytest.raises(ValueError, match=r"config\.model\.backbone='resnet18'.*"
                      r"'shufflenet_v2_x0_5'"):
-    load(backbone_weights=scan_dir)
+    load_with(backbone_weights=scan_dir)
 
 
 def test_keras_style_metadata_needs_keras_fields(checkpoints, tmp_path):
@@ -218,10 +220,10 @@ def test_keras_style_metadata_needs_keras_fields(checkpoints, tmp_path):
     fields = {k: v for k, v in keras.items() if k != missing}
     config = _config(backbone_weights=keras_dir, **fields)
     with pytest.raises(ValueError, match=rf'config\.model\.{field}='):
-      pretrained.load_pretrained(variables, config.model)
+      load.load_pretrained(variables, config.model)
   config = _config(backbone_weights=keras_dir, **keras)
   variables = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), variables)
-  loaded = pretrained.load_pretrained(variables, config.model)
+  loaded = load.load_pretrained(variables, config.model)
   np.testing.assert_array_equal(
       loaded['params']['backbone']['conv_init']['kernel'],
       _torch_conv(state['conv1.weight']))
@@ -231,7 +233,8 @@ def test_caffe_backbone_sees_bgr_minus_mean():
   """normalisation='caffe': the backbone gets BGR - mean, same param tree."""
   frames = np.random.default_rng(0).integers(
       0, 256, (2, 3, 16, 16, 3)).astype(np.uint8)  # [V, T, H, W, 3]
-  videos = few_shot.normalise(jnp.asarray(frames))  # the model's convention
+  # The model's convention.
+  videos = normalisation.normalise(jnp.asarray(frames))
   models = {}
   for kind in ('imagenet', 'caffe'):
     config = test_config.get_config()
@@ -266,6 +269,7 @@ def test_caffe_backbone_sees_bgr_minus_mean():
                              atol=1e-3 * np.abs(want).max())
   assert not np.allclose(plain, got, rtol=1e-2)
   np.testing.assert_allclose(
-      few_shot.normalise(jnp.asarray(frames), kind='caffe'), caffe, atol=1e-4)
+      normalisation.normalise(jnp.asarray(frames), kind='caffe'), caffe,
+      atol=1e-4)
   with pytest.raises(ValueError, match=r'config\.model\.normalisation='):
-    few_shot.normalise(jnp.asarray(frames), kind='bgr')
+    normalisation.normalise(jnp.asarray(frames), kind='bgr')

@@ -14,11 +14,11 @@ import pytest
 from PIL import Image
 
 from configs import default
-from input_pipeline import episodes as episodes_lib
 from vim_jax import steps
 from vim_jax.figures import sampler as figure_lib
 from vim_jax.models import sampler as sampler_lib
 from vim_jax.models import shufflenet
+from vim_jax.ops import frames as frames_ops
 
 M, T, SIZE, V_S, V_Q = 6, 3, 32, 4, 2
 TINY_SCAN = dict(stages_repeats=(1, 1, 1),
@@ -105,7 +105,7 @@ def _smooth_videos(count, seed):
 
 
 def _uniform_frames(videos):
-  return np.asarray(videos)[:, episodes_lib.dense_frame_indices(M, T)]
+  return np.asarray(videos)[:, frames_ops.dense_frame_indices(M, T)]
 
 
 def test_parameters_follow_the_switches():
@@ -194,7 +194,7 @@ def test_uniform_prior_mixes_the_scores():
   """Training ranks (1 - lambda) s + lambda u; lambda = 1 gives uniform frames."""
   module, variables, _, _ = _setup_of(spatial=False)
   support, labels, query = _episode()
-  uniform = episodes_lib.dense_frame_indices(M, T)
+  uniform = frames_ops.dense_frame_indices(M, T)
   u = np.zeros(M, np.float32)
   u[uniform] = 1.0
 
@@ -243,7 +243,7 @@ def test_spatial_prior_starts_at_the_identity_warp(spatial_prior):
     return jnp.concatenate([s_out, q_out]), aux
 
   videos = np.concatenate([np.asarray(support), np.asarray(query)])
-  uniform = videos[:, episodes_lib.dense_frame_indices(M, T)]
+  uniform = videos[:, frames_ops.dense_frame_indices(M, T)]
   plain, aux0 = train(0.0)
   a = np.asarray(aux0['saliency'])
   assert a.min() == 0.0 and a.max() == 1.0  # min-max per frame
@@ -282,7 +282,7 @@ def test_no_temporal_no_spatial_is_uniform_sampling(overrides):
   np.testing.assert_array_equal(np.asarray(sup), _uniform_frames(support))
   np.testing.assert_array_equal(np.asarray(qry), _uniform_frames(query))
   np.testing.assert_array_equal(
-      np.asarray(aux['indices'][0]), episodes_lib.dense_frame_indices(M, T))
+      np.asarray(aux['indices'][0]), frames_ops.dense_frame_indices(M, T))
   np.testing.assert_array_equal(np.asarray(aux['saliency']), 0.0)
   if overrides.get('method') == 'uniform':
     (tsup, _, _), _ = train(variables, support, query, 0.1, jax.random.key(0))
@@ -459,7 +459,7 @@ def test_motion_indices_hand_worked():
   for m, k in [(20, 8), (6, 3)]:  # (6, 3): targets on frame boundaries
     np.testing.assert_array_equal(
         np.asarray(motion_indices(np.ones((1, m, 4)), k))[0],
-        episodes_lib.dense_frame_indices(m, k))
+        frames_ops.dense_frame_indices(m, k))
 
 
 def test_mgsampler_selects_where_the_motion_is():

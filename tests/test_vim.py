@@ -276,7 +276,7 @@ def test_ablate_runs_resumes_and_tabulates(tmp_path):
 def test_ablate_finds_pretrained_rows(tmp_path, caplog):
   """With pretraining, a row's config.json names the weight folders that
   `pretrain.resolve` chose: reuse and test-time isolation still match it."""
-  from vim_jax import pretrain  # pylint: disable=g-import-not-at-top
+  from vim_jax.weights import pretrain  # pylint: disable=g-import-not-at-top
   make, _ = ablate.config_maker(
       f'{ROOT}/configs/vim.py:base=test',
       overrides={'train.num_steps': 2, 'data.tfds_data_dir': str(tmp_path),
@@ -286,7 +286,7 @@ def test_ablate_finds_pretrained_rows(tmp_path, caplog):
   rows = ['tt_only_test_off', 'tt_only']
   table = ablate.run(str(workdir), rows, make_config)
   saved = json.loads((workdir / 'tt_only' / 'config.json').read_text())
-  assert saved['model']['backbone_weights'] == pretrain.folder(
+  assert saved['model']['backbone_weights'] == pretrain.cache_folder(
       make('tt_only'), 'backbone')
   assert os.path.isdir(saved['model']['backbone_weights'])
   # Tested from tt_only's checkpoints, not trained a second time.

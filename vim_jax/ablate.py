@@ -23,8 +23,10 @@ over the episodes), averaged over the seeds with its own t-interval.
 Every row is `configs/vim.py:row=ROW` plus the rest of --config's argument
 (base, way, shot, query), then --shot, then the --config.x=... overrides.
 Rows run one after the other in WORKDIR/ROW with `train.train_and_evaluate`
-(train.py's workdir layout); all rows are tested on the same fixed episodes,
-episodes 0..n-1 of (eval.seed, 'test'), as every config's test is.
+(train.py's workdir layout), each after the pretraining phase as in main.py
+(`weights.pretrain.resolve`: the rows share its cached folders); all rows
+are tested on the same fixed episodes, episodes 0..n-1 of (eval.seed,
+'test'), as every config's test is.
 
 Resuming: a row whose WORKDIR/ROW/test_results.json exists is reused as it
 is; a row with checkpoints but no results resumes its training. Test-time
@@ -209,7 +211,7 @@ def _config_json(config) -> dict:
   With pretraining that is the resolved config: it names the weight folders
   `pretrain.resolve` gives (`pretrain.planned_folders`: nothing is trained).
   """
-  from vim_jax import pretrain  # pylint: disable=g-import-not-at-top
+  from vim_jax.weights import pretrain  # pylint: disable=g-import-not-at-top
   config_dict = json.loads(config.to_json_best_effort())
   for kind, path in pretrain.planned_folders(config).items():
     config_dict['model'][pretrain.WEIGHT_FIELDS[kind]] = path
@@ -218,7 +220,9 @@ def _config_json(config) -> dict:
 
 def _run_row(workdir, row, config):
   """Trains (or reuses, or tests from a shared checkpoint) one row."""
+  import jax  # pylint: disable=g-import-not-at-top
   from vim_jax import train  # pylint: disable=g-import-not-at-top
+  from vim_jax.weights import pretrain  # pylint: disable=g-import-not-at-top
   row_dir = os.path.join(workdir, row)
   record = dict(row=row, description=describe(config),
                 train_steps=int(config.train.num_steps), trained_as=row)
@@ -239,7 +243,10 @@ def _run_row(workdir, row, config):
   if source is None:
     logging.info('Row %s: training in %s (%s)', row, row_dir,
                  record['description'])
-    train.train_and_evaluate(config, row_dir)
+    # The pretraining phase first, as main.py runs it (its folders are
+    # shared by the rows: only the first row that needs them pretrains).
+    train.check_config(config, row_dir, jax.device_count())
+    train.train_and_evaluate(pretrain.resolve(config), row_dir)
   else:
     logging.info('Row %s: testing the checkpoints of row %s', row, source)
     os.makedirs(row_dir, exist_ok=True)

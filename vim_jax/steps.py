@@ -6,10 +6,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from input_pipeline import episodes as episodes_lib
-
 from vim_jax import losses
 from vim_jax import parallel
+from vim_jax.ops import frames as frames_ops
 
 
 class TrainState(flax.struct.PyTreeNode):
@@ -157,8 +156,8 @@ def used_frame_positions(outputs, frame_pos, frames):
     return jnp.take_along_axis(frame_pos, outputs['sampler']['indices'], 1)
   if frame_pos.shape[1] == frames:
     return frame_pos
-  return frame_pos[:, episodes_lib.dense_frame_indices(frame_pos.shape[1],
-                                                       frames)]
+  return frame_pos[:, frames_ops.dense_frame_indices(frame_pos.shape[1],
+                                                     frames)]
 
 
 def eval_step(variables, batch, *, model):

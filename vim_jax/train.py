@@ -34,12 +34,12 @@ from input_pipeline import episodes as episodes_lib
 from vim_jax import evaluate
 from vim_jax import losses
 from vim_jax import parallel
-from vim_jax import pretrain
-from vim_jax import pretrained
 from vim_jax import steps
 from vim_jax.figures import episode as episode_figures
 from vim_jax.figures import sampler as sampler_figures
 from vim_jax.models import few_shot
+from vim_jax.weights import load
+from vim_jax.weights import pretrain
 
 
 @functools.lru_cache(maxsize=None)
@@ -167,7 +167,7 @@ class Experiment:
                           '(the paper starts from ImageNet weights).', field)
     if not (model.backbone_weights or model.scan_weights):
       return state
-    variables = pretrained.load_pretrained(
+    variables = load.load_pretrained(
         {'params': state.params, 'batch_stats': state.batch_stats}, model)
     # The optimiser state (momentum) is rebuilt for the loaded parameters.
     return state.replace(
@@ -316,10 +316,14 @@ def _check_finite(metrics, step, batch):
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
-  """Trains (resuming from workdir if it holds a checkpoint), then tests."""
+  """Trains (resuming from workdir if it holds a checkpoint), then tests.
+
+  Pretraining is not done here: with `config.pretrain.steps` the pretraining
+  phase (`weights.pretrain.resolve`, run by main.py) comes first.
+  """
   runner = parallel.Runner(config.parallel)
   check_config(config, workdir, runner.num_devices)
-  config = pretrain.resolve(config)
+  pretrain.check_resolved(config)
   tf.io.gfile.makedirs(workdir)
   if jax.process_index() == 0:
     with open(os.path.join(workdir, 'config.json'), 'w') as f:

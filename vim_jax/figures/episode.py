@@ -9,11 +9,11 @@ from typing import Any
 
 import numpy as np
 
-from input_pipeline import episodes as episodes_lib
 from vim_jax.figures import alignment as alignment_figures
 from vim_jax.figures import sampler as sampler_figures
 from vim_jax.figures.sampler import BACKGROUND
-from vim_jax.models import few_shot
+from vim_jax.models import normalisation
+from vim_jax.ops import frames as frames_ops
 
 ROW_GAP = 8  # pixels between stacked figures
 
@@ -52,8 +52,8 @@ def episode_figures(model_config, frame_size: int, episode: dict[str, Any],
   if 'sampler' in outputs:
     aux = {k: np.asarray(v) for k, v in outputs['sampler'].items()}
     images['sampler'] = sampler_figures.sampler_grid(
-        np.asarray(few_shot.normalise(videos[row])), aux, video=row,
-        mean=few_shot.IMAGENET_MEAN, std=few_shot.IMAGENET_STD,
+        np.asarray(normalisation.normalise(videos[row])), aux, video=row,
+        mean=normalisation.IMAGENET_MEAN, std=normalisation.IMAGENET_STD,
         floor=model_config.sampler.saliency_floor)
   if 'alignment' in outputs:
     aux = {k: np.asarray(v) for k, v in outputs['alignment'].items()}
@@ -64,7 +64,7 @@ def episode_figures(model_config, frame_size: int, episode: dict[str, Any],
       indices = np.asarray(outputs['sampler']['indices'])  # [V, T]
       frames = np.take_along_axis(videos, indices[:, :, None, None, None], 1)
     else:
-      frames = videos[:, episodes_lib.dense_frame_indices(
+      frames = videos[:, frames_ops.dense_frame_indices(
           videos.shape[1], model_config.frames)]
     map_side = -(-frame_size // 32)
     images['alignment'] = alignment_figures.alignment_figure(

@@ -13,24 +13,21 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 
-from input_pipeline import episodes as episodes_lib
-from vim_jax import pretrained
 from vim_jax.models import alignment as alignment_lib
 from vim_jax.models import heads as heads_lib
+from vim_jax.models import normalisation as normalisation_lib
 from vim_jax.models import protonet
 from vim_jax.models import resnet
 from vim_jax.models import sampler as sampler_lib
 from vim_jax.models import switches
+from vim_jax.ops import frames as frames_ops
 
 # What L_inter's gradient reaches (`config.train.inter_grad`; `__call__`).
 INTER_GRADS = ('all', 'alignment')
 # Metric heads (`config.model.head`) besides ProtoNet's frame-wise cosine.
 HEADS = {'otam': heads_lib.OTAMHead, 'trx': heads_lib.TRXHead,
          'hyrsm': heads_lib.HyRSMHead}
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32) * 255
 
 
 def uses_sampler(model_config) -> bool:
@@ -40,25 +37,6 @@ def uses_sampler(model_config) -> bool:
 def uses_alignment(model_config) -> bool:
   return any(switches.ever_on(model_config.alignment, name)
              for name in ('transform', 'rearrange', 'spatial'))
-
-
-def normalise(frames, dtype=jnp.float32, kind='imagenet'):
-  """uint8 RGB frames -> floats in an input convention.
-
-  Args:
-    frames: [..., 3] RGB, uint8 or floats in 0-255.
-    dtype: of the output.
-    kind: 'imagenet' (RGB minus the ImageNet mean over its std; torchvision
-      weights, and what the model feeds its modules) or 'caffe' (BGR minus the
-      mean, Keras ResNet50 weights); see `pretrained.NORMALISATIONS`.
-  """
-  x = frames.astype(jnp.float32)
-  if kind == 'imagenet':
-    return ((x - IMAGENET_MEAN) / IMAGENET_STD).astype(dtype)
-  if kind == 'caffe':
-    return pretrained.caffe_input(x).astype(dtype)
-  raise ValueError(f'config.model.normalisation={kind!r} is not one of '
-                   f'{pretrained.NORMALISATIONS}.')
 
 
 def check_head(model_config):
@@ -101,13 +79,11 @@ class FewShotModel(nn.Module):
     elif normalisation == 'caffe':
       # Frames arrive ImageNet-normalised (the scan net's convention); Keras
       # weights get theirs, under the same parameter tree.
-      self.backbone = pretrained.BackboneInput(
-          resnet.build_backbone(self.config.backbone, parent=None, **kwargs),
-          imagenet_mean=tuple(IMAGENET_MEAN.tolist()),
-          imagenet_std=tuple(IMAGENET_STD.tolist()))
+      self.backbone = normalisation_lib.BackboneInput(
+          resnet.build_backbone(self.config.backbone, parent=None, **kwargs))
     else:
       raise ValueError(f'config.model.normalisation={normalisation!r} is not '
-                       f'one of {pretrained.NORMALISATIONS}.')
+                       f'one of {normalisation_lib.KINDS}.')
     if uses_sampler(self.config):
       self.sampler = sampler_lib.VideoSampler(
           self.config.sampler, frames=self.config.frames, dtype=dtype)
@@ -135,7 +111,7 @@ class FewShotModel(nn.Module):
     m, t = videos.shape[1], self.config.frames
     if m == t:
       return videos
-    return videos[:, episodes_lib.dense_frame_indices(m, t)]
+    return videos[:, frames_ops.dense_frame_indices(m, t)]
 
   def __call__(self, episode: dict[str, Any], *, train: bool,
                sigma: float = 0.0, prior: float = 0.0,
@@ -180,9 +156,9 @@ class FewShotModel(nn.Module):
     outputs = {}
     if uses_sampler(self.config):
       support, query, outputs['sampler'] = self.sampler(
-          normalise(episode['support'], dtype), labels,
-          normalise(episode['query'], dtype), train=train, sigma=sigma,
-          prior=prior, rescan=intra)
+          normalisation_lib.normalise(episode['support'], dtype), labels,
+          normalisation_lib.normalise(episode['query'], dtype), train=train,
+          sigma=sigma, prior=prior, rescan=intra)
       videos = jnp.concatenate([support, query], 0)
       if intra:
         # L_intra's predictions from scan features, dense vs produced
@@ -195,7 +171,7 @@ class FewShotModel(nn.Module):
             for key in ('scan_dense', 'scan_selected'))
     else:
       videos = jnp.concatenate([episode['support'], episode['query']], 0)
-      videos = normalise(self.select_frames(videos), dtype)
+      videos = normalisation_lib.normalise(self.select_frames(videos), dtype)
     maps = self.embed(videos, train=train)  # [V, T, h, w, C]
     features = maps.mean(axis=(2, 3))  # [V, T, C]
     if uses_sampler(self.config):

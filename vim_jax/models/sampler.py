@@ -136,9 +136,9 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from input_pipeline import episodes as episodes_lib
 from vim_jax.models import shufflenet
 from vim_jax.models import switches
+from vim_jax.ops import frames as frames_ops
 from vim_jax.ops import saliency as saliency_ops
 from vim_jax.ops import topk as topk_ops
 
@@ -478,7 +478,7 @@ class VideoSampler(nn.Module):
         scores = minmax_normalise(raw, axis=1)  # [V, M] in [0, 1]
         if train:  # prior = 0 leaves the scores exactly as they are
           uniform = np.zeros(m, np.float32)
-          uniform[episodes_lib.dense_frame_indices(m, t)] = 1.0
+          uniform[frames_ops.dense_frame_indices(m, t)] = 1.0
           scores = (1.0 - prior) * scores + prior * uniform
     if temporal and train:
       keys = jax.random.split(self.make_rng('sampler'), v)
@@ -498,7 +498,7 @@ class VideoSampler(nn.Module):
       scores = minmax_normalise(frame_motion(maps), axis=1)
       indicators = jax.nn.one_hot(indices, m, dtype=jnp.float32)
     else:
-      uniform = episodes_lib.dense_frame_indices(m, t)  # [T] numpy
+      uniform = frames_ops.dense_frame_indices(m, t)  # [T] numpy
       indices = jnp.broadcast_to(jnp.asarray(uniform, jnp.int32), (v, t))
       indicators = jax.nn.one_hot(indices, m, dtype=jnp.float32)
     selected = _select(videos, indicators, indices, soft)  # [V, T, H, W, 3]

@@ -1,4 +1,4 @@
-"""Differentiable operations of VIM, each a pure function of arrays.
+"""Operations of VIM: pure functions of arrays (the JAX ones differentiable).
 
 - `perturbed_topk`: differentiable top-k frame selection (paper 3.3.2);
   `straight_through_topk`: its gradient behind a hard top-k forward.
@@ -8,11 +8,14 @@
 - `depthwise_conv3x3`: the scan network's depthwise convolution, fast on CPU.
 - `otam_distance`, `otam_cost`, `bi_mhm`: video distances over frame distance
   matrices, for the OTAM and HyRSM heads (Table 3).
+- `dense_frame_indices`: the segment-based frame indices that the input
+  pipeline, the model and the figures share (numpy).
 """
 import importlib
 
 _MODULE_OF = {
     'bi_mhm': 'otam',
+    'dense_frame_indices': 'frames',
     'depthwise_conv3x3': 'depthwise',
     'offset_mask': 'spatial',
     'otam_cost': 'otam',

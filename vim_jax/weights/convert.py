@@ -29,16 +29,15 @@ written `backbone.json` records which ('torch' or 'caffe').
 
 Command line:
 
-  python -m vim_jax.convert_weights --source=resnet50.pth --arch=resnet50 \
+  python -m vim_jax.weights.convert --source=resnet50.pth --arch=resnet50 \
       --out=/tmp/resnet50_flax
 
-writes an orbax checkpoint `<out>/variables` holding {'params',
-'batch_stats'} and `<out>/backbone.json` with the arch, the module kwargs
-(`stride_in_1x1`, `bn_epsilon`) and the preprocessing; `load_converted` reads
-both back.
+writes a weight folder (vim_jax/weights/folder.py): an orbax checkpoint
+`<out>/variables` holding {'params', 'batch_stats'} and `<out>/backbone.json`
+with the arch, the module kwargs (`stride_in_1x1`, `bn_epsilon`) and the
+preprocessing; `folder.load` reads both back.
 """
 import collections
-import json
 import logging
 import os
 from typing import Any, Callable, Mapping
@@ -48,16 +47,10 @@ import h5py
 import jax
 import jax.numpy as jnp
 import numpy as np
-import orbax.checkpoint as ocp
 
-from vim_jax.models import resnet
-from vim_jax.models import shufflenet
+from vim_jax.weights import folder
 
-RESNETS = ('resnet18', 'resnet34', 'resnet50')
-ARCHS = RESNETS + ('shufflenet_v2_x0_5',)
 KERAS_ARCHS = ('resnet50',)
-METADATA_FILE = 'backbone.json'
-VARIABLES_DIR = 'variables'
 
 # Flax module name inside a ShuffleNet unit -> torchvision submodule.
 _SHUFFLE_UNIT_TORCH = {
@@ -79,22 +72,9 @@ _SHUFFLE_TOP_TORCH = {
 _RESNET_BLOCK_TORCH = {'proj_conv': 'downsample.0', 'proj_bn': 'downsample.1'}
 
 
-def _check_arch(arch, valid=ARCHS):
-  if arch not in valid:
-    raise ValueError(f'Unknown arch {arch!r}; valid: {list(valid)}.')
-
-
-def build_module(arch: str, **kwargs):
-  """The Flax feature extractor of `arch` (a ResNet or a ShuffleNet V2)."""
-  _check_arch(arch)
-  if arch in RESNETS:
-    return resnet.build_backbone(arch, **kwargs)
-  return shufflenet.build_scan_network(arch, **kwargs)
-
-
 def abstract_variables(arch: str, **kwargs):
   """Shapes of {'params', 'batch_stats'} of `arch`, without computing them."""
-  module = build_module(arch, **kwargs)
+  module = folder.build_module(arch, **kwargs)
   return jax.eval_shape(
       lambda: module.init(jax.random.key(0), jnp.zeros((1, 64, 64, 3)),
                           train=False))
@@ -184,7 +164,7 @@ def torchvision_name(arch: str, module_path: tuple[str, ...]) -> str:
   ('stage2_block0', 'branch2_dw_conv') -> 'stage2.0.branch2.3' (ShuffleNet).
   """
   top = module_path[0]
-  if arch in RESNETS:
+  if arch in folder.RESNETS:
     if top == 'conv_init':
       return 'conv1'
     if top == 'bn_init':
@@ -220,10 +200,10 @@ def from_torchvision_state_dict(state: Mapping[str, np.ndarray], arch: str):
   Args:
     state: parameter name -> array, torchvision names (e.g. 'conv1.weight',
       'layer1.0.downsample.1.running_var', 'stage2.0.branch1.0.weight').
-    arch: one of `ARCHS`.
+    arch: one of `folder.ARCHS`.
 
   Returns:
-    {'params': ..., 'batch_stats': ...} for `build_module(arch)` with the
+    {'params': ..., 'batch_stats': ...} for `folder.build_module(arch)` with the
     default kwargs (`torchvision_kwargs(arch)`).
 
   Raises:
@@ -231,7 +211,7 @@ def from_torchvision_state_dict(state: Mapping[str, np.ndarray], arch: str):
       without a source, or a shape mismatch (all named). `fc.*` and
       `*.num_batches_tracked` are ignored (and logged).
   """
-  _check_arch(arch)
+  folder.check_arch(arch)
   ignored = {k for k in state
              if k.startswith('fc.') or k.endswith('num_batches_tracked')}
   return _assemble(abstract_variables(arch), _torchvision_rule(arch), state,
@@ -240,8 +220,8 @@ def from_torchvision_state_dict(state: Mapping[str, np.ndarray], arch: str):
 
 def torchvision_kwargs(arch: str) -> dict[str, Any]:
   """Module kwargs matching torchvision weights."""
-  _check_arch(arch)
-  if arch in RESNETS:
+  folder.check_arch(arch)
+  if arch in folder.RESNETS:
     return {'stride_in_1x1': False, 'bn_epsilon': 1e-5}
   return {'bn_epsilon': 1e-5}
 
@@ -337,7 +317,7 @@ def from_keras_h5(path: str, arch: str = 'resnet50'):
   Raises:
     ValueError: as `from_torchvision_state_dict`.
   """
-  _check_arch(arch, KERAS_ARCHS)
+  folder.check_arch(arch, KERAS_ARCHS)
   source = read_keras_h5(path)
   ignored = {k for k in source if k.startswith('predictions/')}
   return _assemble(abstract_variables(arch, **KERAS_RESNET50_KWARGS),
@@ -388,7 +368,7 @@ def convert(source: str, arch: str):
     (variables, metadata): metadata holds 'arch', 'source' ('torchvision' or
     'keras'), 'backbone_kwargs' and 'preprocessing' ('torch' or 'caffe').
   """
-  _check_arch(arch)
+  folder.check_arch(arch)
   if source.lower().endswith('.h5'):
     variables = from_keras_h5(source, arch)
     meta = {'source': 'keras', 'backbone_kwargs': dict(KERAS_RESNET50_KWARGS),
@@ -400,50 +380,6 @@ def convert(source: str, arch: str):
   return variables, {'arch': arch, **meta}
 
 
-def save_converted(out_dir: str, variables, metadata: Mapping[str, Any],
-                   overwrite: bool = False) -> None:
-  """Writes `<out_dir>/variables` (orbax) and `<out_dir>/backbone.json`."""
-  out_dir = os.path.abspath(out_dir)
-  os.makedirs(out_dir, exist_ok=True)
-  checkpointer = ocp.StandardCheckpointer()
-  checkpointer.save(os.path.join(out_dir, VARIABLES_DIR), variables,
-                    force=overwrite)
-  checkpointer.wait_until_finished()
-  with open(os.path.join(out_dir, METADATA_FILE), 'w') as f:
-    json.dump(dict(metadata), f, indent=2, sort_keys=True)
-  logging.info('Wrote %s (%s)', out_dir, metadata)
-
-
-def read_metadata(path: str) -> dict[str, Any]:
-  """The `backbone.json` written next to converted variables."""
-  with open(os.path.join(path, METADATA_FILE)) as f:
-    return json.load(f)
-
-
-def load_converted(path: str):
-  """Reads what `save_converted` wrote.
-
-  Args:
-    path: the --out directory.
-
-  Returns:
-    (variables, backbone_kwargs): {'params', 'batch_stats'} as numpy arrays
-    and the module kwargs the weights need (e.g. `stride_in_1x1`,
-    `bn_epsilon`); the arch is `read_metadata(path)['arch']`.
-  """
-  variables = ocp.StandardCheckpointer().restore(
-      os.path.join(os.path.abspath(path), VARIABLES_DIR))
-  return variables, read_metadata(path)['backbone_kwargs']
-
-
-def build_converted(path: str, **kwargs):
-  """(module, variables) for converted weights; kwargs override fields."""
-  variables, backbone_kwargs = load_converted(path)
-  module = build_module(read_metadata(path)['arch'],
-                        **{**backbone_kwargs, **kwargs})
-  return module, variables
-
-
 def main(argv):
   del argv
   from absl import flags  # pylint: disable=g-import-not-at-top
@@ -451,14 +387,14 @@ def main(argv):
   variables, metadata = convert(f.source, f.arch)
   n = sum(x.size for x in jax.tree.leaves(variables['params']))
   logging.info('Converted %s: %d parameters', f.source, n)
-  save_converted(f.out, variables, metadata, overwrite=f.overwrite)
+  folder.save(f.out, variables, metadata, overwrite=f.overwrite)
 
 
 def _define_flags():
   from absl import flags  # pylint: disable=g-import-not-at-top
   flags.DEFINE_string('source', None, 'Weights file: .pth/.pt/.npz/'
                       '.safetensors (torchvision, timm) or .h5 (Keras).')
-  flags.DEFINE_enum('arch', None, list(ARCHS), 'Architecture.')
+  flags.DEFINE_enum('arch', None, list(folder.ARCHS), 'Architecture.')
   flags.DEFINE_string('out', None, 'Output directory.')
   flags.DEFINE_bool('overwrite', False, 'Replace an existing checkpoint.')
   flags.mark_flags_as_required(['source', 'arch', 'out'])

@@ -17,20 +17,30 @@ sampler beats ProtoNet at some training seeds only, and the backbone stays
 on its initial plateau at others (docs/results.md, "What the sampler
 needs").
 
-The weights are written in the format of `python -m vim_jax.convert_weights`
-(`<dir>/variables`, `<dir>/backbone.json`) and loaded through
-`config.model.backbone_weights` / `config.model.scan_weights`
-(vim_jax/pretrained.py), so a pretrained run is an ordinary run with weight
-folders. `resolve(config)` does the pretraining when `config.pretrain.steps`
-is positive and caches each network's folder under a key of everything that
-determines it (`cache_key`): the rows and seeds of an ablation share the
-same weights, like ImageNet weights, and only the first run pays for them
-(the episode shape is part of the key: 5-shot gets its own). A run killed
-during the pretraining redoes it (it takes a minute or two at synthetic
-size); the folder appears atomically when complete.
+The weights are written as weight folders (vim_jax/weights/folder.py:
+`<dir>/variables`, `<dir>/backbone.json`), like converted ImageNet weights,
+and loaded through `config.model.backbone_weights` /
+`config.model.scan_weights` (vim_jax/weights/load.py), so a pretrained run is
+an ordinary run with weight folders. `resolve(config)` does the pretraining
+when `config.pretrain.steps` is positive and caches each network's folder
+under a key of everything that determines it (`cache_key`): the rows and
+seeds of an ablation share the same weights, like ImageNet weights, and only
+the first run pays for them (the episode shape is part of the key: 5-shot
+gets its own). A run killed during the pretraining redoes it (it takes a
+minute or two at synthetic size); the folder appears atomically when
+complete.
+
+`resolve` is a phase of its own: main.py's --mode=train (and vim_jax.ablate,
+for each row) calls it before `train.train_and_evaluate`, which only checks
+that it ran (`check_resolved`) and never pretrains. Why main.py rather than
+the trainer: a run says what it spends its first minutes on, and the trainer
+is given a config whose weight fields are final (its config.json names the
+folders). Why not a `--mode=pretrain`: the first run of configs/synthetic.py
+must still pretrain by itself, in one command as before, and the command
+below already pretrains alone.
 
 Command line (pretrain without training a few-shot model; prints the folders):
-  python -m vim_jax.pretrain --config=configs/synthetic.py \
+  python -m vim_jax.weights.pretrain --config=configs/synthetic.py \
       --config.pretrain.steps=300
 """
 import copy
@@ -53,16 +63,20 @@ import tensorflow_datasets as tfds
 
 from input_pipeline import datasets
 from input_pipeline import episodes as episodes_lib
-from vim_jax import convert_weights
 from vim_jax import steps as steps_lib
 from vim_jax.models import few_shot
+from vim_jax.models import normalisation
 from vim_jax.models import protonet
 from vim_jax.models import resnet
 from vim_jax.models import shufflenet
+from vim_jax.weights import folder
 
 KINDS = ('backbone', 'scan')
 # The config field each kind's folder goes to.
 WEIGHT_FIELDS = {'backbone': 'backbone_weights', 'scan': 'scan_weights'}
+# `backbone.json`'s 'source' of the folders written here. The module's name
+# before it moved to vim_jax/weights/: kept, so that a folder written now is
+# the one cached before, byte for byte.
 SOURCE = 'vim_jax.pretrain'
 
 
@@ -144,7 +158,7 @@ def cache_dir(config) -> str:
   return os.path.join(root, 'vim_jax_pretrained')
 
 
-def folder(config, kind: str) -> str:
+def cache_folder(config, kind: str) -> str:
   return os.path.join(cache_dir(config), f'{kind}-{cache_key(config, kind)}')
 
 
@@ -164,7 +178,7 @@ class PooledFeatures(nn.Module):
   @nn.compact
   def __call__(self, videos, *, train: bool):
     v, t, height, width, _ = videos.shape
-    x = few_shot.normalise(videos.reshape((v * t, height, width, 3)))
+    x = normalisation.normalise(videos.reshape((v * t, height, width, 3)))
     if (height, width) != (self.size, self.size):
       x = jax.image.resize(x, (v * t, self.size, self.size, 3), 'bilinear')
     pooled = self.net(x, train=train).astype(jnp.float32).mean(axis=(1, 2))
@@ -224,7 +238,7 @@ def pretrain_network(config, kind: str, sources, out_dir: str,
     config: the run's config (data, model, train's optimiser, pretrain).
     kind: 'backbone' or 'scan'.
     sources: {'train': ..., 'validation': ...} `episodes.VideoSource`s.
-    out_dir: the folder to write (`convert_weights.save_converted` format).
+    out_dir: the weight folder to write (vim_jax/weights/folder.py).
     teacher: for the scan net, the backbone's pretrained folder.
 
   Returns:
@@ -247,7 +261,7 @@ def pretrain_network(config, kind: str, sources, out_dir: str,
                        'pass its folder as `teacher`.')
     teacher_net, _ = network(config.model, 'backbone')
     teacher_model = PooledFeatures(teacher_net, config.data.frame_size)
-    teacher_variables, _ = convert_weights.load_converted(teacher)
+    teacher_variables, _ = folder.load(teacher)
     teacher_variables = {'params': {'net': teacher_variables['params']},
                          'batch_stats': {'net': teacher_variables['batch_stats']}}
     width = teacher_model.apply(
@@ -362,11 +376,11 @@ def pretrain_network(config, kind: str, sources, out_dir: str,
   variables = {'params': params['net'], 'batch_stats': batch_stats['net']}
   tmp = f'{out_dir}.tmp-{os.getpid()}'
   shutil.rmtree(tmp, ignore_errors=True)
-  convert_weights.save_converted(tmp, jax.device_get(variables), metadata)
+  folder.save(tmp, jax.device_get(variables), metadata)
   try:
     os.replace(tmp, out_dir)
   except OSError:  # another run wrote the same (deterministic) folder first
-    if not os.path.isfile(os.path.join(out_dir, convert_weights.METADATA_FILE)):
+    if not os.path.isfile(os.path.join(out_dir, folder.METADATA_FILE)):
       raise
     shutil.rmtree(tmp, ignore_errors=True)
   return metadata
@@ -390,12 +404,16 @@ def planned_folders(config) -> dict:
       raise ValueError(
           f'config.pretrain.steps={config.pretrain.steps} would replace '
           f'config.model.{field}={config.model[field]!r}; set one of them.')
-    planned[kind] = folder(config, kind)
+    planned[kind] = cache_folder(config, kind)
   return planned
 
 
 def resolve(config):
-  """The config with pretrained weight folders, pretraining where needed.
+  """The pretraining phase: the config with its pretrained weight folders.
+
+  Run before the training, as a phase of its own (main.py, vim_jax.ablate):
+  `train.train_and_evaluate` does not pretrain, it checks that this ran
+  (`check_resolved`).
 
   With `config.pretrain.steps == 0` the config is returned as it is.
   Otherwise every network of the model gets its `planned_folders` folder,
@@ -408,16 +426,21 @@ def resolve(config):
   planned = planned_folders(config)
   if not planned:
     return config
+  logging.info(
+      'Pretraining phase (config.pretrain.steps=%d, vim_jax/weights/'
+      'pretrain.py): weight folders for the %s under %s; each is reused when '
+      'cached, else pretrained now on the training classes.',
+      config.pretrain.steps, ', '.join(planned), cache_dir(config))
   config = copy.deepcopy(config)
   sources = None
   for kind, path in planned.items():
-    if os.path.isfile(os.path.join(path, convert_weights.METADATA_FILE)):
+    if os.path.isfile(os.path.join(path, folder.METADATA_FILE)):
       logging.info('Pretrained %s: reusing %s', kind, path)
     else:
       if jax.process_count() > 1:
         raise RuntimeError(
-            f'{path} is missing: run `python -m vim_jax.pretrain --config=...`'
-            ' once before a multi-process job.')
+            f'{path} is missing: run `python -m vim_jax.weights.pretrain '
+            '--config=...` once before a multi-process job.')
       if sources is None:
         sources = {split: datasets.load_source(config.data, split)
                    for split in ('train', 'validation')}
@@ -426,6 +449,26 @@ def resolve(config):
                        teacher=config.model.backbone_weights)
     config.model[WEIGHT_FIELDS[kind]] = path
   return config
+
+
+def check_resolved(config) -> None:
+  """Raises unless `resolve` gave the config its pretrained weight folders.
+
+  Raises:
+    ValueError: `config.pretrain.steps` is positive and a network's weight
+      field does not name its pretrained folder.
+  """
+  if config.pretrain.steps <= 0:
+    return
+  for kind in kinds_needed(config):
+    field = WEIGHT_FIELDS[kind]
+    if config.model[field] != cache_folder(config, kind):
+      raise ValueError(
+          f'config.pretrain.steps={config.pretrain.steps} but '
+          f'config.model.{field}={config.model[field]!r} is not the '
+          f'pretrained {kind}: run the pretraining phase first (`config = '
+          'vim_jax.weights.pretrain.resolve(config)`, as main.py does) or '
+          'set --config.pretrain.steps=0.')
 
 
 def main(argv):

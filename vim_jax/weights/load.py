@@ -1,10 +1,12 @@
-"""ImageNet-pretrained weights for the few-shot model (paper 4.2).
+"""Loads weight folders into the few-shot model's variables (paper 4.2).
 
 The paper's backbone F is an ImageNet-pretrained ResNet-50 and its scan
-network f an ImageNet-pretrained ShuffleNet V2 0.5x. Both come from folders
-written by `python -m vim_jax.convert_weights` (`<dir>/variables`, an orbax
-checkpoint of {'params', 'batch_stats'}, and `<dir>/backbone.json` with the
-arch, the module kwargs and the input convention), named by two config fields:
+network f an ImageNet-pretrained ShuffleNet V2 0.5x. Both come from weight
+folders (vim_jax/weights/folder.py: `<dir>/variables`, an orbax checkpoint of
+{'params', 'batch_stats'}, and `<dir>/backbone.json` with the arch, the module
+kwargs and the input convention), written by `python -m
+vim_jax.weights.convert` or by pretraining (vim_jax/weights/pretrain.py), and
+named by two config fields:
 
 * `config.model.backbone_weights`: replaces the 'backbone' subtree of
   `FewShotModel`'s variables;
@@ -18,68 +20,23 @@ weights fit the configured module before anything is replaced: the arch
 `bn_epsilon`), the input convention (`config.model.normalisation`) and every
 shape; a mismatch is a ValueError naming the config field to change.
 
-Input conventions (`NORMALISATIONS`): torchvision/timm weights expect RGB
-minus the ImageNet mean over its std ('imagenet'; `backbone.json` says
-'torch'); Keras ResNet50 weights expect 'caffe': BGR in 0-255 minus the
-per-channel mean, no scaling. `FewShotModel` normalises the frames once,
-ImageNet-style, because the scan network (torchvision weights) and the
-sampler's spatial amplifier work on that; a 'caffe' backbone is wrapped in
-`BackboneInput`, which converts its input exactly (an affine map per channel)
-and leaves the parameter tree unchanged.
+Input conventions are vim_jax/models/normalisation.py's; `backbone.json`'s
+'preprocessing' names the one the weights expect (`folder.PREPROCESSING`).
 """
 import logging
-import os
 from typing import Any
 
 import flax
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vim_jax import convert_weights
 from vim_jax.models import shufflenet
-
-NORMALISATIONS = ('imagenet', 'caffe')
-# `backbone.json` 'preprocessing' -> the `config.model.normalisation` it needs.
-PREPROCESSING = {'torch': 'imagenet', 'caffe': 'caffe'}
-# keras.applications.imagenet_utils 'caffe' mode, in BGR order.
-CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68], np.float32)
+from vim_jax.weights import folder
 
 BACKBONE_PATH = ('backbone',)
 SCAN_PATH = ('sampler', 'scan')
 COLLECTIONS = ('params', 'batch_stats')
-
-
-def caffe_input(rgb):
-  """[..., 3] RGB floats in 0-255 -> Keras 'caffe' input (BGR minus mean)."""
-  return rgb[..., ::-1] - CAFFE_MEAN_BGR
-
-
-class BackboneInput(nn.Module):
-  """Runs a backbone whose weights expect Keras 'caffe' input.
-
-  Takes ImageNet-normalised frames (the model's convention), maps them back to
-  0-255 RGB and on to BGR minus the caffe mean. The wrapped module shares this
-  module's scope, so its parameters sit directly under this module's name, as
-  if it were not wrapped.
-
-  Attributes:
-    net: the backbone (built with `parent=None`).
-    imagenet_mean: per-channel RGB mean (0-255) of the incoming frames.
-    imagenet_std: per-channel RGB std (0-255) of the incoming frames.
-  """
-  net: nn.Module
-  imagenet_mean: tuple[float, float, float]
-  imagenet_std: tuple[float, float, float]
-
-  def setup(self):
-    nn.share_scope(self, self.net)
-
-  def __call__(self, x, *, train: bool):  # [B, H, W, 3] -> backbone maps
-    rgb = (x.astype(jnp.float32) * jnp.asarray(self.imagenet_std, jnp.float32)
-           + jnp.asarray(self.imagenet_mean, jnp.float32))
-    return self.net(caffe_input(rgb).astype(x.dtype), train=train)
 
 
 def _subtree(tree, path):
@@ -127,16 +84,6 @@ def _check_tree(target, loaded, where: str, weights_field: str,
         f'({"; ".join(parts)}); {hint}')
 
 
-def read_metadata(path: str, field: str) -> dict[str, Any]:
-  """The `backbone.json` of a converted folder; errors name `field`."""
-  if not os.path.isfile(os.path.join(path, convert_weights.METADATA_FILE)):
-    raise FileNotFoundError(
-        f'config.model.{field}={path!r} holds no '
-        f'{convert_weights.METADATA_FILE}: write it with `python -m '
-        'vim_jax.convert_weights --source=... --arch=... --out=DIR`.')
-  return convert_weights.read_metadata(path)
-
-
 def check_backbone_metadata(metadata: dict, model_config, path: str) -> None:
   """Raises ValueError naming the config field that disagrees with `path`."""
   field = 'config.model.backbone_weights'
@@ -152,7 +99,7 @@ def check_backbone_metadata(metadata: dict, model_config, path: str) -> None:
       raise ValueError(
           f'config.model.{key}={configured!r} but {field}={path!r} was '
           f'converted for {key}={value!r}; set --config.model.{key}={value}.')
-  wanted = PREPROCESSING.get(metadata.get('preprocessing'))
+  wanted = folder.PREPROCESSING.get(metadata.get('preprocessing'))
   if wanted is None:
     raise ValueError(f'{field}={path!r}: unknown preprocessing '
                      f'{metadata.get("preprocessing")!r} in backbone.json.')
@@ -180,7 +127,7 @@ def check_scan_metadata(metadata: dict, model_config, path: str) -> None:
       raise ValueError(
           f'config.model.sampler.scan_kwargs.{key}={configured!r} but {field}'
           f'={path!r} was converted for {key}={value!r}.')
-  if PREPROCESSING.get(metadata.get('preprocessing')) != 'imagenet':
+  if folder.PREPROCESSING.get(metadata.get('preprocessing')) != 'imagenet':
     raise ValueError(
         f'{field}={path!r} expects {metadata.get("preprocessing")!r} input; '
         'the scan network is always fed ImageNet-normalised RGB (torchvision '
@@ -224,9 +171,9 @@ def load_pretrained(variables: dict[str, Any], model_config) -> dict[str, Any]:
   variables = flax.core.unfreeze(variables)
   path = model_config.get('backbone_weights')
   if path:
-    metadata = read_metadata(path, 'backbone_weights')
+    metadata = folder.read_metadata(path, 'backbone_weights')
     check_backbone_metadata(metadata, model_config, path)
-    loaded, _ = convert_weights.load_converted(path)
+    loaded, _ = folder.load(path)
     variables = _load_into(
         variables, BACKBONE_PATH, loaded, 'backbone', 'backbone_weights',
         'the standard widths need config.model.backbone_width=64.')
@@ -240,9 +187,9 @@ def load_pretrained(variables: dict[str, Any], model_config) -> dict[str, Any]:
           'network (config.model.sampler.enabled=%s, method=%r).', path,
           model_config.sampler.enabled, model_config.sampler.method)
     else:
-      metadata = read_metadata(path, 'scan_weights')
+      metadata = folder.read_metadata(path, 'scan_weights')
       check_scan_metadata(metadata, model_config, path)
-      loaded, _ = convert_weights.load_converted(path)
+      loaded, _ = folder.load(path)
       variables = _load_into(
           variables, SCAN_PATH, loaded, 'scan network', 'scan_weights',
           'pretrained weights need the standard network: leave '
