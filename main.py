@@ -1,6 +1,6 @@
 """Entry point: train and evaluate, evaluate only, or predict, from a config.
 
---mode=train runs two phases: the pretraining phase (`weights.pretrain.resolve`:
+--mode=train runs two phases: the pretraining phase (`train.pretraining_phase`:
 with `config.pretrain.steps`, the weight folders of the backbone and the scan
 net, pretrained on the training classes or reused from the cache), then
 `train.train_and_evaluate` from those folders.
@@ -87,20 +87,6 @@ def _initialize_distributed():
                              process_id=FLAGS.process_id)
 
 
-def _pretraining_phase(config, workdir):
-  """Phase 1 of --mode=train: the config with its pretrained weight folders.
-
-  Unchanged with `config.pretrain.steps == 0`. vim_jax/weights/pretrain.py
-  says why this is a phase of main.py. The config is checked first, so that a
-  mistake in it does not wait for minutes of pretraining.
-  """
-  import jax  # pylint: disable=g-import-not-at-top
-  from vim_jax import train  # pylint: disable=g-import-not-at-top
-  from vim_jax.weights import pretrain  # pylint: disable=g-import-not-at-top
-  train.check_config(config, workdir, jax.device_count())
-  return pretrain.resolve(config)
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
@@ -133,7 +119,7 @@ def main(argv):
   logging.info('JAX process %d/%d, devices: %s', jax.process_index(),
                jax.process_count(), jax.devices())
   if FLAGS.mode == 'train':
-    config = _pretraining_phase(FLAGS.config, FLAGS.workdir)
+    config = train.pretraining_phase(FLAGS.config, FLAGS.workdir)
     try:
       train.train_and_evaluate(config, FLAGS.workdir)
     except train.Preempted as stop:

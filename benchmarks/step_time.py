@@ -93,11 +93,15 @@ def _timed(fn, count):
   return (time.perf_counter() - start) / count
 
 
-def _flops(step, *args):
-  """XLA's FLOP count of one call of the compiled `step` on `args`."""
-  cost = step.lower(*args).compile().cost_analysis()
+def _compiled(step, *args):
+  """(the compiled `step` for `args`, XLA's FLOPs of one call).
+
+  The timed calls run this executable, so each step compiles once.
+  """
+  compiled = step.lower(*args).compile()
+  cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-  return float(cost['flops'])
+  return compiled, float(cost['flops'])
 
 
 def measure(name):
@@ -119,15 +123,16 @@ def measure(name):
   batches = experiment.train_batches(0)
   cached = [next(batches) for _ in range(FLAGS.steps + 1)]
   state = runner.put_state(experiment.init_state())
-  train_flops = _flops(experiment._train_step,  # pylint: disable=protected-access
-                       state, runner.put_batch(cached[0])) / episodes
-  state, metrics = experiment.train_step(state, cached[0])  # compile
+  train_step, train_flops = _compiled(
+      experiment._train_step, state, runner.put_batch(cached[0]))  # pylint: disable=protected-access
+  train_flops /= episodes
+  state, metrics = train_step(state, runner.put_batch(cached[0]))  # warm-up
   jax.block_until_ready(metrics)
   it = iter(cached[1:])
 
   def step():
     nonlocal state
-    state, metrics = experiment.train_step(state, next(it))
+    state, metrics = train_step(state, runner.put_batch(next(it)))
     jax.block_until_ready(metrics)
   train_time = _timed(step, FLAGS.steps) / episodes
 
@@ -144,13 +149,13 @@ def measure(name):
       indices=tf.data.Dataset.range(eval_episodes * (FLAGS.eval_batches + 1)),
       batch=eval_episodes).as_numpy_iterator()
   eval_cached = [runner.put_batch(b) for b in eval_batches]
-  eval_flops = _flops(experiment._eval_step,  # pylint: disable=protected-access
-                      variables, eval_cached[0]) / eval_episodes
-  jax.block_until_ready(experiment._eval_step(variables, eval_cached[0]))  # pylint: disable=protected-access
+  eval_step, eval_flops = _compiled(experiment._eval_step,  # pylint: disable=protected-access
+                                    variables, eval_cached[0])
+  eval_flops /= eval_episodes
+  jax.block_until_ready(eval_step(variables, eval_cached[0]))  # warm-up
   eval_it = iter(eval_cached[1:])
   eval_time = _timed(lambda: jax.block_until_ready(
-      experiment._eval_step(variables, next(eval_it))),  # pylint: disable=protected-access
-                     FLAGS.eval_batches) / eval_episodes
+      eval_step(variables, next(eval_it))), FLAGS.eval_batches) / eval_episodes
   return dict(train=train_time, eval=eval_time, pipeline=pipeline,
               train_flops=train_flops, eval_flops=eval_flops,
               shape=f'{config.data.way}w{config.data.shot}s{config.data.query}q '

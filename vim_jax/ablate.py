@@ -24,7 +24,7 @@ Every row is `configs/vim.py:row=ROW` plus the rest of --config's argument
 (base, way, shot, query), then --shot, then the --config.x=... overrides.
 Rows run one after the other in WORKDIR/ROW with `train.train_and_evaluate`
 (train.py's workdir layout), each after the pretraining phase as in main.py
-(`weights.pretrain.resolve`: the rows share its cached folders); all rows
+(`train.pretraining_phase`: the rows share its cached folders); all rows
 are tested on the same fixed episodes, episodes 0..n-1 of (eval.seed,
 'test'), as every config's test is.
 
@@ -220,9 +220,7 @@ def _config_json(config) -> dict:
 
 def _run_row(workdir, row, config):
   """Trains (or reuses, or tests from a shared checkpoint) one row."""
-  import jax  # pylint: disable=g-import-not-at-top
   from vim_jax import train  # pylint: disable=g-import-not-at-top
-  from vim_jax.weights import pretrain  # pylint: disable=g-import-not-at-top
   row_dir = os.path.join(workdir, row)
   record = dict(row=row, description=describe(config),
                 train_steps=int(config.train.num_steps), trained_as=row)
@@ -245,8 +243,8 @@ def _run_row(workdir, row, config):
                  record['description'])
     # The pretraining phase first, as main.py runs it (its folders are
     # shared by the rows: only the first row that needs them pretrains).
-    train.check_config(config, row_dir, jax.device_count())
-    train.train_and_evaluate(pretrain.resolve(config), row_dir)
+    train.train_and_evaluate(train.pretraining_phase(config, row_dir),
+                             row_dir)
   else:
     logging.info('Row %s: testing the checkpoints of row %s', row, source)
     os.makedirs(row_dir, exist_ok=True)

@@ -315,6 +315,18 @@ def _check_finite(metrics, step, batch):
         f'{batch["index"].tolist()}); the last checkpoint is intact.')
 
 
+def pretraining_phase(config: ml_collections.ConfigDict, workdir: str):
+  """Phase 1 of training: the config with its pretrained weight folders.
+
+  Unchanged with `config.pretrain.steps == 0`; vim_jax/weights/pretrain.py
+  says why this is a phase of its own (main.py and each ablation row run it
+  before `train_and_evaluate`). The config is checked first, so that a
+  mistake in it does not wait for minutes of pretraining.
+  """
+  check_config(config, workdir, jax.device_count())
+  return pretrain.resolve(config)
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
   """Trains (resuming from workdir if it holds a checkpoint), then tests.
 
@@ -372,10 +384,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
         writer.write_scalars(step, {f'train/{k}': v for k, v in
                                     train_metrics.compute().items()})
         train_metrics = None
-      host_state = runner.get_state(state)
-      latest.save(step, args=ocp.args.StandardSave(host_state),
-                  force=bool(stopping))
-      if step % train.eval_every == 0 or step == train.num_steps:
+      # The state leaves the devices only for a save or a validation, not
+      # every step.
+      save = bool(stopping) or latest.should_save(step)
+      validate = step % train.eval_every == 0 or step == train.num_steps
+      if save or validate:
+        host_state = runner.get_state(state)
+      if save:
+        latest.save(step, args=ocp.args.StandardSave(host_state),
+                    force=bool(stopping))
+      if validate:
         val = experiment.evaluate(_variables(host_state), 'validation',
                                   train.val_episodes, config.eval.seed)
         _log_results(writer, step, 'val', val)

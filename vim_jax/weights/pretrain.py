@@ -30,7 +30,8 @@ gets its own). A run killed during the pretraining redoes it (it takes a
 minute or two at synthetic size); the folder appears atomically when
 complete.
 
-`resolve` is a phase of its own: main.py's --mode=train (and vim_jax.ablate,
+`resolve` is a phase of its own (`train.pretraining_phase`): main.py's
+--mode=train (and vim_jax.ablate,
 for each row) calls it before `train.train_and_evaluate`, which only checks
 that it ran (`check_resolved`) and never pretrains. Why main.py rather than
 the trainer: a run says what it spends its first minutes on, and the trainer
