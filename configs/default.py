@@ -125,6 +125,11 @@ def get_config(arg=None):
   # paper; frames with close scores are blended); True, the hard top-k that
   # evaluation uses, with Eq. 6's gradient (ops.straight_through_topk).
   sampler.straight_through = False
+  # Whether TS, SA and the task learner read the scan maps behind a
+  # stop-gradient, so that the scan net learns from the scan distillation
+  # and L_intra only (vim_jax/models/sampler.py). False: the paper trains
+  # the scan net end to end.
+  sampler.detach_scan = False
   sampler.hidden = 128  # d, the evaluator's hidden width
   sampler.task_dim = 128  # size of the task feature f_t
   sampler.saliency_floor = 0.05  # uniform floor under the saliency profile

@@ -391,6 +391,49 @@ def test_gradients_reach_the_evaluator_and_generators():
     np.testing.assert_array_equal(np.asarray(leaf), 0.0)
 
 
+
+def test_detach_scan_keeps_selection_gradients_out_of_the_scan_net():
+  """With `detach_scan` a loss on the sampled frames (which reach the scan
+  net only through TS's scores, SA's saliency and the task learner) gives
+  the scan net no gradient, and the evaluator and generators still get
+  theirs; a loss on aux['scan_frames'] (the distillation's input) still
+  reaches the scan net. Without it the same loss reaches the scan net.
+  Detaching changes no value."""
+  support, _, query = _episode()
+  weights = np.random.default_rng(4).normal(
+      size=(V_S, T, SIZE, SIZE, 3)).astype(np.float32)
+
+  def grads(detach, on):
+    _, variables, _, train = _setup_of(detach_scan=detach)
+
+    @jax.jit
+    @jax.grad
+    def grad_fn(params):
+      (sup, qry, aux), _ = train(dict(variables, params=params), support,
+                                 query, 0.3, jax.random.key(5))
+      if on == 'frames':
+        return jnp.sum(sup * weights) + jnp.sum(qry)
+      return jnp.sum(jnp.sin(aux['scan_frames']))
+    return grad_fn(variables['params'])
+
+  def largest(tree):
+    return max(float(np.abs(np.asarray(x)).max())
+               for x in jax.tree.leaves(tree))
+
+  detached, attached = grads(True, 'frames'), grads(False, 'frames')
+  assert largest(detached['scan']) == 0.0
+  assert largest(attached['scan']) > 0.0
+  for name in ('evaluator_w1', 'generator_t', 'generator_s', 'task_encoder'):
+    assert largest(detached[name]) > 0.0, name
+  assert largest(grads(True, 'scan_frames')['scan']) > 0.0
+  # The same values either way.
+  outs = [_setup_of(detach_scan=d)[3](_setup_of(detach_scan=d)[1], support,
+                                      query, 0.3, jax.random.key(5))[0]
+          for d in (True, False)]
+  for a, b in zip(jax.tree.leaves(outs[0]), jax.tree.leaves(outs[1])):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
 def _generated_w2(variables, scan_dense):
   """w2 from the parameters by hand (numpy, eps = 0): Eq. 12 and 14."""
   p = jax.tree.map(np.asarray, variables['params'])

@@ -442,13 +442,20 @@ class VideoSampler(nn.Module):
     c = maps.shape[-1]  # maps [V, M, h, w, c]
     pooled = maps.mean((2, 3))  # [V, M, c], Avg(f(X_i))
     video_feature = pooled.mean(1)  # [V, c], Avg(g_X)
+    # What TS, SA and the task learner read: the maps behind a
+    # stop-gradient with `detach_scan` (the scan net then learns from the
+    # distillation and L_intra only, which keep `pooled`'s gradient).
+    if cfg.get('detach_scan'):
+      maps = jax.lax.stop_gradient(maps)
+    read = maps.mean((2, 3))  # [V, M, c]
+    read_video = read.mean(1)  # [V, c]
 
     # 3.3.4 Task-adaptive learner, on the support only.
     w2 = w_s = None
     if run_encoder:
       mu, log_var = TaskEncoder(
           cfg.task_dim, dtype=self.dtype, param_dtype=self.param_dtype,
-          name='task_encoder')(video_feature[:num_support])
+          name='task_encoder')(read_video[:num_support])
       task = mu  # eps = 0 at evaluation
       if train and adaptive:
         eps = jax.random.normal(self.make_rng('sampler'), mu.shape, mu.dtype)
@@ -475,7 +482,7 @@ class VideoSampler(nn.Module):
     soft = False
     if run_w1:
       x = jnp.concatenate(
-          [pooled, jnp.broadcast_to(video_feature[:, None], pooled.shape)], -1)
+          [read, jnp.broadcast_to(read_video[:, None], read.shape)], -1)
       # Eq. 1 adds PE(i) as is; here it is scaled by a learned scalar that
       # starts at 0, or left out (see the module docstring).
       if cfg.position_embedding:
