@@ -354,13 +354,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
 
   writer = metric_writers.create_default_writer(
       workdir, just_logging=jax.process_index() > 0)
-  hooks = []
-  if jax.process_index() == 0:
-    hooks = [periodic_actions.ReportProgress(
-        num_train_steps=train.num_steps, writer=writer, every_secs=None,
-        every_steps=train.log_every)]
+  report = _TrainReport(writer, train)
   episode_log = _EpisodeLog(os.path.join(workdir, 'train_episodes.tsv'))
-  train_metrics = None
   step = start_step
   profile = _profile_window(train.profile_steps, start_step, workdir)
   stopping = []  # the processes that got SIGTERM, the same in every process
@@ -375,33 +370,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
       _check_finite(metrics, step, batch)
       episode_log.write(step, batch['index'])
       stopping = _sigterm_processes(sigterm)
-      update = metrics_collection(tuple(sorted(metrics))).single_from_model_output(**metrics)
-      train_metrics = update if train_metrics is None else train_metrics.merge(
-          update)
-      for hook in hooks:
-        hook(step)
-      if step % train.log_every == 0 or step == train.num_steps:
-        writer.write_scalars(step, {f'train/{k}': v for k, v in
-                                    train_metrics.compute().items()})
-        train_metrics = None
-      # The state leaves the devices only for a save or a validation, not
-      # every step.
-      save = bool(stopping) or latest.should_save(step)
-      validate = step % train.eval_every == 0 or step == train.num_steps
-      if save or validate:
-        host_state = runner.get_state(state)
-      if save:
-        latest.save(step, args=ocp.args.StandardSave(host_state),
-                    force=bool(stopping))
-      if validate:
-        val = experiment.evaluate(_variables(host_state), 'validation',
-                                  train.val_episodes, config.eval.seed)
-        _log_results(writer, step, 'val', val)
-        if best_val is None or val['accuracy'] > best_val:
-          best_val = val['accuracy']
-          best.save(step, args=ocp.args.Composite(
-              variables=ocp.args.StandardSave(_variables(host_state)),
-              meta=ocp.args.JsonSave(dict(step=step, val=val))), force=True)
+      report.add(step, metrics)
+      best_val = _save_and_validate(experiment, state, step, (latest, best),
+                                    best_val, writer, force=bool(stopping))
       if stopping:
         break
     profile(None)
@@ -418,6 +389,75 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
   results = _test(experiment, workdir, writer, _abstract(_variables(host_state)))
   writer.flush()
   return results
+
+
+def _save_and_validate(experiment, state, step, managers, best_val, writer,
+                       force):
+  """Saves and validates at `step` where the schedule says so.
+
+  The state leaves the devices only for a save or a validation, not every
+  step.
+
+  Args:
+    experiment: the `Experiment`.
+    state: the state on the devices.
+    step: the step just taken.
+    managers: the 'checkpoints' and 'best' managers (`_managers`).
+    best_val: the best validation accuracy so far (None: none yet).
+    writer: the metric writer.
+    force: save whatever the schedule (a SIGTERM stops the run).
+
+  Returns:
+    The best validation accuracy so far.
+  """
+  config = experiment.config
+  latest, best = managers
+  save = force or latest.should_save(step)
+  validate = (step % config.train.eval_every == 0
+              or step == config.train.num_steps)
+  if save or validate:
+    host_state = experiment.runner.get_state(state)
+  if save:
+    latest.save(step, args=ocp.args.StandardSave(host_state), force=force)
+  if validate:
+    val = experiment.evaluate(_variables(host_state), 'validation',
+                              config.train.val_episodes, config.eval.seed)
+    _log_results(writer, step, 'val', val)
+    if best_val is None or val['accuracy'] > best_val:
+      best_val = val['accuracy']
+      best.save(step, args=ocp.args.Composite(
+          variables=ocp.args.StandardSave(_variables(host_state)),
+          meta=ocp.args.JsonSave(dict(step=step, val=val))), force=True)
+  return best_val
+
+
+class _TrainReport:
+  """The train metrics, averaged over `log_every` steps (and up to the last
+  step), and the progress report (steps/s, ETA) on process 0."""
+
+  def __init__(self, writer, train_config):
+    self.writer = writer
+    self.log_every = train_config.log_every
+    self.num_steps = train_config.num_steps
+    self.metrics = None  # merged since the last write
+    self.hooks = []
+    if jax.process_index() == 0:
+      self.hooks = [periodic_actions.ReportProgress(
+          num_train_steps=self.num_steps, writer=writer, every_secs=None,
+          every_steps=self.log_every)]
+
+  def add(self, step, metrics):
+    """Merges one step's metrics; writes them at a logging step."""
+    update = metrics_collection(
+        tuple(sorted(metrics))).single_from_model_output(**metrics)
+    self.metrics = update if self.metrics is None else self.metrics.merge(
+        update)
+    for hook in self.hooks:
+      hook(step)
+    if step % self.log_every == 0 or step == self.num_steps:
+      self.writer.write_scalars(step, {f'train/{k}': v for k, v in
+                                       self.metrics.compute().items()})
+      self.metrics = None
 
 
 class _EpisodeLog:

@@ -111,7 +111,7 @@ tight.
 """
 import functools
 import math
-from typing import Any, Tuple
+from typing import Any, NamedTuple, Optional, Tuple
 
 import flax.linen as nn
 import jax
@@ -297,6 +297,32 @@ class OffsetPredictor(nn.Module):
     return jnp.tanh(raw.astype(jnp.float32))
 
 
+class _Episode(NamedTuple):
+  """One episode's features at one stage of the alignment.
+
+  Per video ([.., T, D] pooled or [.., T, h, w, D] maps) before the pairs
+  are formed; [V_q, N, T, D] per (query, class) pair after (the support
+  [V_q, V_s, T, D], or [V_s, T, D] where it has no pair dependence).
+
+  Attributes:
+    support: the support videos, or None (not asked for).
+    proto: the class prototypes.
+    query: the queries.
+  """
+  support: Optional[jax.Array]
+  proto: jax.Array
+  query: jax.Array
+
+  def map(self, fn) -> '_Episode':
+    """fn applied to every feature (None stays None)."""
+    return _Episode(*(None if x is None else fn(x) for x in self))
+
+
+def _pool(weights, maps, spec):
+  """Pools maps with `pooling_weights` by the einsum `spec`."""
+  return jnp.einsum(spec, weights.astype(maps.dtype), maps)
+
+
 class ActionAlignment(nn.Module):
   """Spatial-temporal action alignment of one episode (paper 3.4).
 
@@ -313,6 +339,11 @@ class ActionAlignment(nn.Module):
 
   Memory: see the module docstring (about 1 GB of temporaries for a 5-way
   5-shot episode with 25 queries at D = 2048, forward and backward).
+
+  Temporal coordination is `_temporal_transform` (TT) and
+  `_temporal_rearrangement` (TR), spatial coordination
+  `_spatial_coordination` (SC); `_temporal_first` and `_spatial_first` chain
+  TR and SC in either order, and `_diagnostics` has the cost (Eq. 35).
 
   Attributes:
     config: `config.model.alignment`.
@@ -400,145 +431,233 @@ class ActionAlignment(nn.Module):
     if cfg.order not in ('temporal_first', 'spatial_first'):
       raise ValueError(f'Unknown alignment order {cfg.order!r}.')
     (transform, rearrange, coordinate), needed = self.switches(train)
-    initialising = self.is_initializing()
-    v_s, t_len, h, w, _ = support.shape
-    v_q = query.shape[0]
-    size = (h, w)
-
+    v_s = support.shape[0]
     maps = jnp.concatenate([support, query]).astype(self.dtype)  # [V,T,h,w,C]
     if cfg.channels:
       maps = nn.Dense(cfg.channels, dtype=self.dtype,
                       param_dtype=self.param_dtype, name='reduce')(maps)
-    dim = maps.shape[-1]  # D
     pooled = maps.mean(axis=(2, 3))  # [V, T, D]
-    query_unaligned = pooled[v_s:]
-    prototype_unaligned = protonet.class_prototypes(
-        pooled[:v_s], support_labels, self.way)
+    unaligned = self._episode(pooled, support_labels, v_s, False)
+    units = (
+        TemporalLocaliser(cfg.localisation_hidden, max_warp=cfg.max_warp,
+                          dtype=self.dtype, param_dtype=self.param_dtype,
+                          name='localiser'),
+        TemporalRearrangement(maps.shape[-1], locality=cfg.locality,
+                              dtype=self.dtype, param_dtype=self.param_dtype,
+                              name='rearrange'),
+        OffsetPredictor(cfg.offset_hidden, dtype=self.dtype,
+                        param_dtype=self.param_dtype, name='offsets'))
+    if self.is_initializing():
+      self._init_other_mode(units, (transform, rearrange, coordinate),
+                            needed, pooled, maps)
+    localiser, rearranger, predictor = units
 
-    localiser = TemporalLocaliser(
-        cfg.localisation_hidden, max_warp=cfg.max_warp, dtype=self.dtype,
-        param_dtype=self.param_dtype, name='localiser')
-    rearranger = TemporalRearrangement(
-        dim, locality=cfg.locality, dtype=self.dtype,
-        param_dtype=self.param_dtype, name='rearrange')
-    predictor = OffsetPredictor(
-        cfg.offset_hidden, dtype=self.dtype,
-        param_dtype=self.param_dtype, name='offsets')
-    if initialising:
-      # Create the parameters of modules used only in the other mode.
-      if needed[0] and not transform:
-        localiser(pooled)
-      if needed[1] and not rearrange:
-        rearranger.attention(pooled[:1], pooled[:1])
-        rearranger(pooled[:1])
-      if needed[2] and not coordinate:
-        predictor(maps[:1], maps[:1])
-
-    # TT (Eq. 16). The warp is linear in the features and commutes with the
-    # spatial mean, so the maps are warped only when SC needs them.
-    warp = jnp.tile(jnp.array([[1.0, 0.0]], jnp.float32), (v_s + v_q, 1))
-    if transform:
-      warp = localiser(pooled)  # [V, 2]
-      warp_all = jax.vmap(temporal.temporal_warp)
-      pooled = warp_all(pooled, warp[:, 0], warp[:, 1])
-      if coordinate:
-        maps = warp_all(maps, warp[:, 0], warp[:, 1])
-
-    # Prototypes: grouped by label, so the support may come in any order.
-    proto = protonet.class_prototypes(
-        pooled[:v_s], support_labels, self.way)  # [N, T, D]
-    query_pooled = pooled[v_s:]  # [V_q, T, D]
+    warp, pooled, maps = self._temporal_transform(
+        localiser if transform else None, pooled, maps if coordinate else None)
+    pooled = self._episode(pooled, support_labels, v_s, support_videos)
     if coordinate:
-      proto_maps = protonet.class_prototypes(
-          maps[:v_s], support_labels, self.way)  # [N, T, h, w, D]
-      query_maps = maps[v_s:]  # [V_q, T, h, w, D]
+      maps = self._episode(maps, support_labels, v_s, support_videos)
+    order = (self._temporal_first if cfg.order == 'temporal_first'
+             else self._spatial_first)
+    aligned, attention, raw_offsets, offsets = order(
+        rearranger if rearrange else None, predictor if coordinate else None,
+        pooled, maps, support_labels, train=train, rng=rng)
 
-    pair = (v_q, self.way, t_len)
-    attention = jnp.broadcast_to(jnp.eye(t_len, dtype=jnp.float32),
-                                 pair + (t_len,))
-    raw_offsets = jnp.zeros(pair + (2,), jnp.float32)
-    offsets = raw_offsets
+    aux = self._diagnostics(warp, attention, raw_offsets, offsets,
+                            aligned.query.shape[:3])
+    aux.update(query_unaligned=unaligned.query.astype(jnp.float32),
+               prototype_unaligned=unaligned.proto.astype(jnp.float32))
+    if support_videos:
+      aux['support_aligned'] = aligned.support.astype(jnp.float32)
+    return (aligned.query.astype(jnp.float32),
+            aligned.proto.astype(jnp.float32), aux)
 
-    def pool_maps(weights, maps, spec):
-      return jnp.einsum(spec, weights.astype(maps.dtype), maps)
+  def _episode(self, x, support_labels, num_support, support_videos):
+    """An episode's per-video features [V, T, ...] (support first) as
+    `_Episode`; the prototypes are grouped by label, so the support may come
+    in any order."""
+    return _Episode(
+        support=x[:num_support] if support_videos else None,
+        proto=protonet.class_prototypes(x[:num_support], support_labels,
+                                        self.way),
+        query=x[num_support:])
 
-    if cfg.order == 'temporal_first':
-      if rearrange:
-        # [V_q, N, T, T]: rows the prototype's steps, columns the query's.
-        attention = rearranger.attention(proto[None], query_pooled[:, None])
-        proto = rearranger(proto)
-        query_pooled = rearranger(query_pooled)
-        if coordinate:
-          proto_maps = rearranger(proto_maps)
-          query_maps = rearranger(query_maps)
-      if coordinate:
-        raw_offsets = predictor(proto_maps, query_maps,
-                                attention if rearrange else None)
-        offsets, weights_s, weights_q = self._pool_pairs(
-            raw_offsets, size, train, rng)
-        proto_out = pool_maps(weights_s, proto_maps, 'qnthw,nthwd->qntd')
-        if support_videos:
-          videos = maps[:v_s]
-          if rearrange:
-            videos = rearranger(videos)
-          support_out = pool_maps(weights_s[:, support_labels], videos,
-                                  'qsthw,sthwd->qstd')
-        if rearrange:
-          # Fold the query's masks into its time mixing: [V_q, N, T, T, h, w].
-          mixing = jnp.einsum('qnthw,qnts->qntshw', weights_q, attention)
-          query_out = pool_maps(mixing, query_maps, 'qntshw,qshwd->qntd')
-        else:
-          query_out = pool_maps(weights_q, query_maps, 'qnthw,qthwd->qntd')
-      else:
-        proto_out = jnp.broadcast_to(proto[None], pair + (dim,))
-        support_out = pooled[:v_s]  # [V_s, T, D]: no pair dependence
-        if rearrange:
-          support_out = rearranger(support_out) if support_videos else None
-          query_out = jnp.einsum('qnts,qsd->qntd',
-                                 attention.astype(query_pooled.dtype),
-                                 query_pooled)
-        else:
-          query_out = jnp.broadcast_to(query_pooled[:, None], pair + (dim,))
-    else:  # spatial_first: SC on the warped maps, then TR on the pair's pools.
-      if coordinate:
-        raw_offsets = predictor(proto_maps, query_maps)
-        offsets, weights_s, weights_q = self._pool_pairs(
-            raw_offsets, size, train, rng)
-        proto_out = pool_maps(weights_s, proto_maps, 'qnthw,nthwd->qntd')
-        query_out = pool_maps(weights_q, query_maps, 'qnthw,qthwd->qntd')
-        support_out = (pool_maps(weights_s[:, support_labels], maps[:v_s],
-                                 'qsthw,sthwd->qstd')
-                       if support_videos else None)
-      else:
-        proto_out = jnp.broadcast_to(proto[None], pair + (dim,))
-        query_out = jnp.broadcast_to(query_pooled[:, None], pair + (dim,))
-        support_out = pooled[:v_s]  # [V_s, T, D]: no pair dependence
-      if rearrange:
-        attention = rearranger.attention(proto_out, query_out)
-        proto_out = rearranger(proto_out)
-        if support_videos:
-          support_out = rearranger(support_out)
-        query_out = jnp.einsum('qnts,qnsd->qntd',
-                               attention.astype(query_out.dtype),
-                               rearranger(query_out))
+  def _init_other_mode(self, units, in_force, needed, pooled, maps):
+    """Creates the parameters of the units used only in the other mode."""
+    localiser, rearranger, predictor = units
+    if needed[0] and not in_force[0]:
+      localiser(pooled)
+    if needed[1] and not in_force[1]:
+      rearranger.attention(pooled[:1], pooled[:1])
+      rearranger(pooled[:1])
+    if needed[2] and not in_force[2]:
+      predictor(maps[:1], maps[:1])
 
-    # Eq. 35 with the query's own warp (see the module docstring).
-    query_warp = warp[v_s:]  # [V_q, 2]
-    warp_cost = jnp.abs(1 - query_warp[:, 0]) + jnp.abs(query_warp[:, 1])
+  def _temporal_transform(self, localiser, pooled, maps):
+    """Temporal coordination (TC), TT (Eq. 16): each video's warp.
+
+    The warp is linear in the features and commutes with the spatial mean,
+    so the maps are warped only when SC needs them.
+
+    Args:
+      localiser: `TemporalLocaliser`; None: TT off (the identity warp).
+      pooled: [V, T, D] pooled features.
+      maps: [V, T, h, w, D] maps, or None (not needed).
+
+    Returns:
+      warp [V, 2] (a, b) float32, and pooled and maps warped.
+    """
+    warp = jnp.tile(jnp.array([[1.0, 0.0]], jnp.float32), (pooled.shape[0], 1))
+    if localiser is None:
+      return warp, pooled, maps
+    warp = localiser(pooled)  # [V, 2]
+    warp_all = jax.vmap(temporal.temporal_warp)
+    pooled = warp_all(pooled, warp[:, 0], warp[:, 1])
+    if maps is not None:
+      maps = warp_all(maps, warp[:, 0], warp[:, 1])
+    return warp, pooled, maps
+
+  def _temporal_rearrangement(self, rearranger, pooled, maps):
+    """Temporal coordination (TC), TR (Eqs. 17-18) on the videos.
+
+    Args:
+      rearranger: `TemporalRearrangement`.
+      pooled: `_Episode` of [.., T, D] pooled features.
+      maps: `_Episode` of [.., T, h, w, D] maps, or None.
+
+    Returns:
+      M_e [V_q, N, T, T] (rows the prototype's steps, columns the query's),
+      and W_v of every feature of pooled and maps; M_e itself is applied by
+      the caller (folded into SC's pooling where SC follows).
+    """
+    attention = rearranger.attention(pooled.proto[None], pooled.query[:, None])
+    if maps is not None:
+      maps = maps.map(rearranger)
+    return attention, pooled.map(rearranger), maps
+
+  def _spatial_coordination(self, predictor, maps, support_labels, mixing,
+                            train, rng):
+    """Spatial coordination (SC, Eqs. 19-21) of every pair.
+
+    Args:
+      predictor: `OffsetPredictor`.
+      maps: `_Episode` of maps: support [V_s, T, h, w, D] (or None), proto
+        [N, T, h, w, D], query [V_q, T, h, w, D].
+      support_labels: [V_s].
+      mixing: M_e [V_q, N, T, T] of the query maps (TR came first), folded
+        into the query's pooling; None: no time mixing.
+      train: adds the perturbations.
+      rng: their key (`_pool_pairs`).
+
+    Returns:
+      `_Episode` of the pooled pairs (support [V_q, V_s, T, D] or None,
+      proto and query [V_q, N, T, D]); raw offsets [V_q, N, T, 2] (tanh
+      outputs) and offsets (cells).
+    """
+    raw_offsets = predictor(maps.proto, maps.query, mixing)
+    offsets, weights_s, weights_q = self._pool_pairs(
+        raw_offsets, maps.proto.shape[-3:-1], train, rng)
+    proto = _pool(weights_s, maps.proto, 'qnthw,nthwd->qntd')
+    support = None
+    if maps.support is not None:
+      support = _pool(weights_s[:, support_labels], maps.support,
+                      'qsthw,sthwd->qstd')
+    if mixing is None:
+      query = _pool(weights_q, maps.query, 'qnthw,qthwd->qntd')
+    else:
+      # Fold the query's masks into its time mixing: [V_q, N, T, T, h, w].
+      mixing = jnp.einsum('qnthw,qnts->qntshw', weights_q, mixing)
+      query = _pool(mixing, maps.query, 'qntshw,qshwd->qntd')
+    return _Episode(support, proto, query), raw_offsets, offsets
+
+  def _pairs(self, pooled):
+    """Per-video pooled features as pairs, with no pair dependence: proto
+    and query [V_q, N, T, D]; the support stays [V_s, T, D]."""
+    pair = (pooled.query.shape[0], self.way) + pooled.proto.shape[1:]
+    return _Episode(support=pooled.support,
+                    proto=jnp.broadcast_to(pooled.proto[None], pair),
+                    query=jnp.broadcast_to(pooled.query[:, None], pair))
+
+  def _temporal_first(self, rearranger, predictor, pooled, maps,
+                      support_labels, *, train, rng):
+    """order='temporal_first': TR on the warped videos, then SC.
+
+    Args:
+      rearranger: `TemporalRearrangement`, or None (TR off).
+      predictor: `OffsetPredictor`, or None (SC off).
+      pooled: `_Episode` of pooled features after TT.
+      maps: `_Episode` of maps after TT (None without SC).
+      support_labels: [V_s].
+      train: training mode.
+      rng: the SC perturbations' key.
+
+    Returns:
+      the aligned `_Episode`, M_e, raw offsets and offsets (None: off).
+    """
+    attention = raw_offsets = offsets = None
+    if rearranger is not None:
+      attention, pooled, maps = self._temporal_rearrangement(
+          rearranger, pooled, maps)
+    if predictor is not None:
+      aligned, raw_offsets, offsets = self._spatial_coordination(
+          predictor, maps, support_labels, attention, train, rng)
+    else:
+      aligned = self._pairs(pooled)
+      if attention is not None:
+        aligned = aligned._replace(query=jnp.einsum(
+            'qnts,qsd->qntd', attention.astype(pooled.query.dtype),
+            pooled.query))
+    return aligned, attention, raw_offsets, offsets
+
+  def _spatial_first(self, rearranger, predictor, pooled, maps,
+                     support_labels, *, train, rng):
+    """order='spatial_first' (Table 14): SC on the warped maps, then TR on
+    each pair's SC-pooled features. Arguments and returns as
+    `_temporal_first`."""
+    attention = raw_offsets = offsets = None
+    if predictor is not None:
+      aligned, raw_offsets, offsets = self._spatial_coordination(
+          predictor, maps, support_labels, None, train, rng)
+    else:
+      aligned = self._pairs(pooled)
+    if rearranger is not None:
+      # Temporal coordination, TR (Eqs. 17-18), on the pairs.
+      attention = rearranger.attention(aligned.proto, aligned.query)
+      aligned = _Episode(
+          support=(None if aligned.support is None
+                   else rearranger(aligned.support)),
+          proto=rearranger(aligned.proto),
+          query=jnp.einsum('qnts,qnsd->qntd',
+                           attention.astype(aligned.query.dtype),
+                           rearranger(aligned.query)))
+    return aligned, attention, raw_offsets, offsets
+
+  def _diagnostics(self, warp, attention, raw_offsets, offsets, pair):
+    """aux 'warp', 'attention', 'offsets', 'cost' and the '*_at_bound' flags.
+
+    Args:
+      warp: [V, 2] (a, b), support first.
+      attention: [V_q, N, T, T] M_e, or None (TR off: the identity).
+      raw_offsets: [V_q, N, T, 2] tanh outputs, or None (SC off: zeros).
+      offsets: [V_q, N, T, 2] offsets in cells, or None (SC off).
+      pair: (V_q, N, T).
+    """
+    t_len = pair[-1]
     eye = jnp.eye(t_len, dtype=jnp.float32)
+    if attention is None:
+      attention = jnp.broadcast_to(eye, pair + (t_len,))
+    if raw_offsets is None:
+      raw_offsets = offsets = jnp.zeros(pair + (2,), jnp.float32)
+    # Eq. 35 with the query's own warp (see the module docstring).
+    query_warp = warp[warp.shape[0] - pair[0]:]  # [V_q, 2]
+    warp_cost = jnp.abs(1 - query_warp[:, 0]) + jnp.abs(query_warp[:, 1])
     cost = (warp_cost[:, None] + _frobenius(attention - eye)
             + _frobenius(raw_offsets))  # [V_q, N]
-    # Diagnostics: which bounded outputs sit at their bound (within 1 %).
+    # Which bounded outputs sit at their bound (within 1 %).
     warps_at_bound = jnp.any(
         jnp.abs(warp - jnp.array([1.0, 0.0], jnp.float32))
-        >= AT_BOUND * cfg.max_warp, -1)  # [V]
+        >= AT_BOUND * self.config.max_warp, -1)  # [V]
     offsets_at_bound = jnp.any(jnp.abs(raw_offsets) >= AT_BOUND, -1)
-    aux = dict(
+    return dict(
         warp=warp, attention=attention, offsets=offsets, cost=cost,
-        warps_at_bound=warps_at_bound, offsets_at_bound=offsets_at_bound,
-        query_unaligned=query_unaligned.astype(jnp.float32),
-        prototype_unaligned=prototype_unaligned.astype(jnp.float32))
-    if support_videos:
-      aux['support_aligned'] = support_out.astype(jnp.float32)
-    return (query_out.astype(jnp.float32), proto_out.astype(jnp.float32),
-            aux)
+        warps_at_bound=warps_at_bound, offsets_at_bound=offsets_at_bound)

@@ -150,28 +150,10 @@ class FewShotModel(nn.Module):
     if inter_grad not in INTER_GRADS:
       raise ValueError(f'inter_grad={inter_grad!r} (config.train.inter_grad) '
                        f'is not one of {INTER_GRADS}.')
-    dtype = jnp.dtype(self.config.dtype)
     num_support = episode['support'].shape[0]
     labels = episode['support_labels']
-    outputs = {}
-    if uses_sampler(self.config):
-      support, query, outputs['sampler'] = self.sampler(
-          normalisation_lib.normalise(episode['support'], dtype), labels,
-          normalisation_lib.normalise(episode['query'], dtype), train=train,
-          sigma=sigma, prior=prior, rescan=intra)
-      videos = jnp.concatenate([support, query], 0)
-      if intra:
-        # L_intra's predictions from scan features, dense vs produced
-        # frames; one pooled vector per video, weighted like a T-frame
-        # distance so that both predictions are as sharp as the model's own
-        # logits can be.
-        outputs['intra_logits'] = tuple(
-            self._logits(outputs['sampler'][key][:, None], labels,
-                         num_support, scale=self.config.frames)
-            for key in ('scan_dense', 'scan_selected'))
-    else:
-      videos = jnp.concatenate([episode['support'], episode['query']], 0)
-      videos = normalisation_lib.normalise(self.select_frames(videos), dtype)
+    videos, outputs = self._input_frames(episode, train=train, sigma=sigma,
+                                         prior=prior, intra=intra)
     maps = self.embed(videos, train=train)  # [V, T, h, w, C]
     features = maps.mean(axis=(2, 3))  # [V, T, C]
     if uses_sampler(self.config):
@@ -189,19 +171,63 @@ class FewShotModel(nn.Module):
     else:
       unaligned = self._logits(features, labels, num_support)
     if uses_alignment(self.config):
-      # One key for both passes: the routed pass perturbs SC alike.
-      rng = self.make_rng('sampler') if self.alignment.perturbs(train) else None
-      (outputs['logits'], outputs['aligned_query'],
-       outputs['alignment']) = self.aligned_logits(
-           maps, labels, num_support, train=train, rng=rng)
-      outputs['unaligned_logits'] = unaligned  # L_inter's reference
-      if inter_grad == 'alignment':
-        outputs['inter_logits'], outputs['inter_query'], _ = (
-            self.aligned_logits(jax.lax.stop_gradient(maps), labels,
-                                num_support, train=train, rng=rng,
-                                fixed_head=True))
+      outputs.update(self._alignment_outputs(
+          maps, labels, num_support, unaligned, train=train,
+          inter_grad=inter_grad))
     else:
       outputs['logits'] = unaligned
+    return outputs
+
+  def _input_frames(self, episode, *, train, sigma, prior, intra):
+    """The T frames of every video that the backbone sees, support first.
+
+    The sampler's frames, or without a sampler the uniformly sampled ones
+    (`select_frames`). Arguments as `__call__`'s.
+
+    Returns:
+      [V, T, H, W, 3] normalised frames, and the first outputs: with the
+      sampler its aux in 'sampler' and, with `intra`, 'intra_logits'.
+    """
+    dtype = jnp.dtype(self.config.dtype)
+    if not uses_sampler(self.config):
+      videos = jnp.concatenate([episode['support'], episode['query']], 0)
+      return normalisation_lib.normalise(self.select_frames(videos), dtype), {}
+    num_support = episode['support'].shape[0]
+    labels = episode['support_labels']
+    outputs = {}
+    support, query, outputs['sampler'] = self.sampler(
+        normalisation_lib.normalise(episode['support'], dtype), labels,
+        normalisation_lib.normalise(episode['query'], dtype), train=train,
+        sigma=sigma, prior=prior, rescan=intra)
+    if intra:
+      # L_intra's predictions from scan features, dense vs produced
+      # frames; one pooled vector per video, weighted like a T-frame
+      # distance so that both predictions are as sharp as the model's own
+      # logits can be.
+      outputs['intra_logits'] = tuple(
+          self._logits(outputs['sampler'][key][:, None], labels,
+                       num_support, scale=self.config.frames)
+          for key in ('scan_dense', 'scan_selected'))
+    return jnp.concatenate([support, query], 0), outputs
+
+  def _alignment_outputs(self, maps, labels, num_support, unaligned, *,
+                         train, inter_grad):
+    """'logits', 'aligned_query' and 'alignment' from the alignment, the
+    metric's 'unaligned_logits' (L_inter's reference) and, with
+    `inter_grad='alignment'`, the routed pass's 'inter_logits' and
+    'inter_query' (see `__call__`)."""
+    outputs = {}
+    # One key for both passes: the routed pass perturbs SC alike.
+    rng = self.make_rng('sampler') if self.alignment.perturbs(train) else None
+    (outputs['logits'], outputs['aligned_query'],
+     outputs['alignment']) = self.aligned_logits(
+         maps, labels, num_support, train=train, rng=rng)
+    outputs['unaligned_logits'] = unaligned
+    if inter_grad == 'alignment':
+      outputs['inter_logits'], outputs['inter_query'], _ = (
+          self.aligned_logits(jax.lax.stop_gradient(maps), labels,
+                              num_support, train=train, rng=rng,
+                              fixed_head=True))
     return outputs
 
   def aligned_logits(self, maps, labels, num_support, *, train, rng=None,
