@@ -108,6 +108,18 @@ Choices the paper leaves open (see DESIGN.md 2):
   with 72-84 % of the slots under 0.9, i.e. the backbone trains on mixtures
   of frames that evaluation never shows it, and the accuracy falls at the
   handover.
+- `detach_scan` (beyond the paper, which trains the scan net end to end
+  from ImageNet weights): TS's evaluator, SA's saliency and the task
+  encoder read the scan maps behind a stop-gradient, so the scan net learns
+  only from the scan distillation and L_intra ('scan_frames', 'scan_dense'
+  and 'scan_selected' keep their gradient). Measured on the procedural data
+  (configs/synthetic.py, docs/results.md): L_cls's gradient on TS's scores
+  has no preference for the action's frames (in-span minus out-of-span
+  -0.003 +- 0.005 against a mean magnitude of 0.066), yet through the shared
+  scan features it moved the scores by as much per step as the
+  distillation did; once the uniform prior ended the selection walked off
+  the action (frames in span 88 % -> 20 %) although the loss clearly
+  prefers those frames (CE 1.11 forced in span, 1.62 forced out).
 - `aux['indices']` in training with TS is the argmax of each (soft) indicator
   row; with a large sigma two rows can share their argmax, so the indices are
   strictly increasing only for hard selections.
