@@ -152,7 +152,7 @@ Parameter tree (under the module's name):
   generator_t                Dense(task_dim -> hidden), with adaptation and TS
   generator_s                Dense(task_dim -> c), with adaptation and SA
 """
-from typing import Any
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -346,8 +346,60 @@ class TaskEncoder(nn.Module):
     return mu, jnp.clip(log_var + LOG_VAR_OFFSET, -8.0, 8.0)
 
 
+class _Units(NamedTuple):
+  """Which parameterised units of the sampler run (`VideoSampler._units`)."""
+  w1: bool  # evaluator_w1 and position_scale (TS)
+  encoder: bool  # task_encoder
+  gen_t: bool  # generator_t
+  gen_s: bool  # generator_s
+  w2: bool  # evaluator_w2 (TS without adaptation)
+  w_s: bool  # saliency_w_s (SA without adaptation)
+
+
+class _Scan(NamedTuple):
+  """The scan of one episode's dense frames (3.3.1).
+
+  Attributes:
+    net: the scan network f (also rescans the amplified frames).
+    maps: [V, M, h, w, c] float32 maps as TS, SA and the task learner read
+      them: behind a stop-gradient with `detach_scan`.
+    pooled: [V, M, c] Avg(f(X_i)) of every dense frame, with its gradient.
+    dense: [V, c] Avg(g_X) of every video, with its gradient.
+    read: [V, M, c] and read_video [V, c]: the same pools of `maps`.
+  """
+  net: nn.Module
+  maps: jax.Array
+  pooled: jax.Array
+  dense: jax.Array
+  read: jax.Array
+  read_video: jax.Array
+
+
+class _Selection(NamedTuple):
+  """T frames per video, picked by TS or by a baseline's temporal rule.
+
+  Attributes:
+    scores: [V, M] in [0, 1] (zeros for uniform sampling; normalised motion
+      for MGSampler).
+    indicators: [V, T, M].
+    indices: [V, T] int32.
+    soft: whether the indicators may be soft (training with TS): frames are
+      then selected by the product with them, otherwise gathered.
+  """
+  scores: jax.Array
+  indicators: jax.Array
+  indices: jax.Array
+  soft: bool
+
+
 class VideoSampler(nn.Module):
   """The task-adaptive spatial-temporal video sampler of one episode.
+
+  The parts follow paper 3.3: `_scan` (3.3.1 video scanning),
+  `_temporal_selector` and `_select_frames` (3.3.2 TS: the evaluator's
+  scores, then the top-k; the baselines' temporal rules), `_spatial_amplifier`
+  and `_rescan` (3.3.3 SA) and `_task_adaptive_learner` (3.3.4, which runs
+  before TS and SA: it makes their weights w2 and w_s).
 
   Attributes:
     config: `config.model.sampler` (see configs/default.py). An optional
@@ -369,6 +421,26 @@ class VideoSampler(nn.Module):
       return False, False, False
     return tuple(switches.in_force(cfg, name, train)
                  for name in ('temporal', 'spatial', 'adaptive'))
+
+  def _units(self, train: bool) -> _Units:
+    """The parameterised units that run in this mode.
+
+    A unit gets parameters when the training or the test switches use it,
+    whichever mode `init` runs in; at apply only the units in force run.
+    """
+    in_force = self.switches(train)
+    modes = (self.switches(True), self.switches(False))
+    init = self.is_initializing()
+
+    def runs(rule):
+      return rule(*in_force) or (init and any(rule(*mode) for mode in modes))
+    return _Units(
+        w1=runs(lambda ts, sa, ad: ts),
+        encoder=runs(lambda ts, sa, ad: ad and (ts or sa)),
+        gen_t=runs(lambda ts, sa, ad: ad and ts),
+        gen_s=runs(lambda ts, sa, ad: ad and sa),
+        w2=runs(lambda ts, sa, ad: ts and not ad),
+        w_s=runs(lambda ts, sa, ad: sa and not ad))
 
   @nn.compact
   def __call__(self, support, support_labels, query, *, train: bool,
@@ -409,108 +481,180 @@ class VideoSampler(nn.Module):
       'scan_selected' [V, c] (see `rescan`).
     """
     del support_labels
-    cfg = self.config
-    if cfg.method not in METHODS:
-      raise ValueError(f'Unknown sampler method {cfg.method!r}; one of '
-                       f'{METHODS}.')
+    if self.config.method not in METHODS:
+      raise ValueError(f'Unknown sampler method {self.config.method!r}; one '
+                       f'of {METHODS}.')
     temporal, spatial, adaptive = self.switches(train)
-    # A part gets parameters when the training or the test switches use it,
-    # whichever mode `init` runs in; at apply only the parts in force run.
-    modes = (self.switches(True), self.switches(False))
-    needed = lambda rule: any(rule(*mode) for mode in modes)
-    init = self.is_initializing()
-    run_w1 = temporal or (init and needed(lambda ts, sa, ad: ts))
-    run_encoder = (adaptive and (temporal or spatial)) or (
-        init and needed(lambda ts, sa, ad: ad and (ts or sa)))
-    run_gen_t = (adaptive and temporal) or (
-        init and needed(lambda ts, sa, ad: ad and ts))
-    run_gen_s = (adaptive and spatial) or (
-        init and needed(lambda ts, sa, ad: ad and sa))
-    run_w2 = (temporal and not adaptive) or (
-        init and needed(lambda ts, sa, ad: ts and not ad))
-    run_w_s = (spatial and not adaptive) or (
-        init and needed(lambda ts, sa, ad: sa and not ad))
-
+    units = self._units(train)
     num_support = support.shape[0]
     videos = jnp.concatenate([support, query], 0)  # [V, M, H, W, 3]
-    v, m, height, width, _ = videos.shape
-    t = self.frames
-    if not 1 <= t <= m:
-      raise ValueError(f'frames={t} must be in [1, M={m}].')
+    v, m = videos.shape[:2]
+    if not 1 <= self.frames <= m:
+      raise ValueError(f'frames={self.frames} must be in [1, M={m}].')
 
-    # 3.3.1 Video scanning.
+    scan = self._scan(videos, train)
+    w2, w_s = self._task_adaptive_learner(
+        scan.read_video[:num_support], units, adaptive=adaptive, train=train)
+    scores = self._temporal_selector(scan, w2, run=units.w1, temporal=temporal,
+                                     train=train, prior=prior)
+    selection = self._select_frames(scores, scan.maps, temporal=temporal,
+                                    train=train, sigma=sigma)
+    selected = _select(videos, selection.indicators, selection.indices,
+                       selection.soft)  # [V, T, H, W, 3]
+    scan_selected = jnp.einsum(
+        'vtm,vmc->vtc', selection.indicators, scan.pooled,
+        precision=jax.lax.Precision.HIGHEST).mean(1)  # [V, c]
+    saliency = jnp.zeros((v, self.frames) + scan.maps.shape[2:4], jnp.float32)
+    if spatial:
+      saliency, selected = self._spatial_amplifier(
+          scan.maps, selected, selection, w_s, train=train, prior=prior)
+      if rescan:
+        scan_selected = self._rescan(scan.net, selected, train)
+
+    selected = selected.astype(self.dtype)
+    aux = dict(indices=selection.indices, indicators=selection.indicators,
+               scores=selection.scores, saliency=saliency,
+               scan_frames=scan.pooled, scan_dense=scan.dense,
+               scan_selected=scan_selected)
+    return selected[:num_support], selected[num_support:], aux
+
+  def _scan(self, videos, train) -> _Scan:
+    """3.3.1 Video scanning: the scan net f on every dense frame.
+
+    Args:
+      videos: [V, M, H, W, 3] frames, resized to `scan_size` for f.
+      train: batch statistics in f's BatchNorm.
+    """
+    cfg = self.config
     # Built unbound (parent=None), then adopted as 'scan' with the optional
     # field overrides (build_scan_network's `name` is the network's name).
-    scan = shufflenet.build_scan_network(
+    net = shufflenet.build_scan_network(
         cfg.scan_net, dtype=self.dtype, param_dtype=self.param_dtype,
         parent=None).clone(
             parent=self, name='scan', **dict(cfg.get('scan_kwargs') or {}))
-    size = cfg.scan_size
-    frames_hw = (height, width, 3)
-    small = _resize(videos.reshape((v * m,) + frames_hw).astype(self.dtype),
-                    size)
-    maps = scan(small, train=train)
-    maps = maps.reshape((v, m) + maps.shape[1:]).astype(jnp.float32)
-    c = maps.shape[-1]  # maps [V, M, h, w, c]
+    v, m = videos.shape[:2]
+    small = _resize(videos.reshape((v * m,) + videos.shape[2:]).astype(
+        self.dtype), cfg.scan_size)
+    maps = net(small, train=train)
+    maps = maps.reshape((v, m) + maps.shape[1:]).astype(
+        jnp.float32)  # [V, M, h, w, c]
     pooled = maps.mean((2, 3))  # [V, M, c], Avg(f(X_i))
-    video_feature = pooled.mean(1)  # [V, c], Avg(g_X)
+    dense = pooled.mean(1)  # [V, c], Avg(g_X)
     # What TS, SA and the task learner read: the maps behind a
     # stop-gradient with `detach_scan` (the scan net then learns from the
     # distillation and L_intra only, which keep `pooled`'s gradient).
     if cfg.get('detach_scan'):
       maps = jax.lax.stop_gradient(maps)
     read = maps.mean((2, 3))  # [V, M, c]
-    read_video = read.mean(1)  # [V, c]
+    return _Scan(net, maps, pooled, dense, read, read.mean(1))
 
-    # 3.3.4 Task-adaptive learner, on the support only.
+  def _task_adaptive_learner(self, support_features, units, *, adaptive,
+                             train):
+    """3.3.4 Task-adaptive learner (Eq. 12-14): TS's w2 and SA's w_s.
+
+    With adaptation the weights are generated from the support (and sown
+    as 'intermediates' 'w2' and 'w_s'); without, they are TS's and SA's
+    plain parameters 'evaluator_w2' and 'saliency_w_s'.
+
+    Args:
+      support_features: [V_s, c] Avg(g) of every support video, as read.
+      units: `_Units`, which of the weights are made.
+      adaptive: adaptation in force.
+      train: draws the task feature's eps (0 otherwise).
+
+    Returns:
+      w2 [hidden] and w_s [c], each None where no unit makes it.
+    """
+    cfg = self.config
+    c = support_features.shape[-1]
     w2 = w_s = None
-    if run_encoder:
+    if units.encoder:
       mu, log_var = TaskEncoder(
           cfg.task_dim, dtype=self.dtype, param_dtype=self.param_dtype,
-          name='task_encoder')(read_video[:num_support])
+          name='task_encoder')(support_features)
       task = mu  # eps = 0 at evaluation
       if train and adaptive:
         eps = jax.random.normal(self.make_rng('sampler'), mu.shape, mu.dtype)
         task = mu + jnp.exp(log_var / 2) * eps  # [task_dim], Eq. 13
-      if run_gen_t:  # Eq. 14
+      if units.gen_t:  # Eq. 14
         w2 = _unit(nn.Dense(cfg.hidden, param_dtype=self.param_dtype,
                             name='generator_t')(task))  # [hidden], float32
         self.sow('intermediates', 'w2', w2)
-      if run_gen_s:
+      if units.gen_s:
         w_s = _unit(nn.Dense(c, param_dtype=self.param_dtype,
                              name='generator_s')(task))  # [c]
         self.sow('intermediates', 'w_s', w_s)
-    if run_w2:
+    if units.w2:
       plain = self.param('evaluator_w2', nn.initializers.lecun_normal(),
                          (cfg.hidden, 1), self.param_dtype)[:, 0]
       w2 = w2 if adaptive else plain
-    if run_w_s:
+    if units.w_s:
       plain = self.param('saliency_w_s', nn.initializers.constant(c ** -0.5),
                          (c,), self.param_dtype)
       w_s = w_s if adaptive else plain
+    return w2, w_s
 
-    # 3.3.2 Temporal selector.
+  def _temporal_selector(self, scan, w2, *, run, temporal, train, prior):
+    """3.3.2 Temporal selector TS, its evaluator (Eq. 1-2): frame scores.
+
+    Args:
+      scan: `_Scan`.
+      w2: [hidden] last evaluator weight (None without TS).
+      run: whether the evaluator runs (TS in force, or `init` of the other
+        mode's TS).
+      temporal: TS in force (the scores are made).
+      train: mixes the uniform prior into the scores.
+      prior: its weight lambda.
+
+    Returns:
+      [V, M] scores in [0, 1] (zeros without TS).
+    """
+    cfg = self.config
+    read = scan.read  # [V, M, c]
+    v, m, c = read.shape
     scores = jnp.zeros((v, m), jnp.float32)
+    if not run:
+      return scores
+    x = jnp.concatenate(
+        [read, jnp.broadcast_to(scan.read_video[:, None], read.shape)], -1)
+    # Eq. 1 adds PE(i) as is; here it is scaled by a learned scalar that
+    # starts at 0, or left out (see the module docstring).
+    if cfg.position_embedding:
+      pe_scale = self.param('position_scale', nn.initializers.zeros, (),
+                            self.param_dtype)
+      x = x + pe_scale * position_embedding(m, 2 * c)  # [V, M, 2c], Eq. 1
+    hidden = nn.relu(nn.Dense(
+        cfg.hidden, dtype=self.dtype, param_dtype=self.param_dtype,
+        name='evaluator_w1')(x)).astype(jnp.float32)  # [V, M, hidden]
+    if temporal:
+      raw = jnp.einsum('vmd,d->vm', hidden, w2.astype(jnp.float32))
+      scores = minmax_normalise(raw, axis=1)  # [V, M] in [0, 1], Eq. 2
+      if train:  # prior = 0 leaves the scores exactly as they are
+        uniform = np.zeros(m, np.float32)
+        uniform[frames_ops.dense_frame_indices(m, self.frames)] = 1.0
+        scores = (1.0 - prior) * scores + prior * uniform
+    return scores
+
+  def _select_frames(self, scores, maps, *, temporal, train, sigma
+                     ) -> _Selection:
+    """3.3.2 TS's selection (Eq. 3-6), or a baseline's temporal rule.
+
+    With TS: the top-k of the scores, perturbed (or straight-through) in
+    training with one key per video, hard at evaluation. Without: the
+    frames of MGSampler's motion quantiles ('mgsampler'), or the uniform
+    frames.
+
+    Args:
+      scores: [V, M] TS's scores.
+      maps: [V, M, h, w, c] scan maps (MGSampler's motion).
+      temporal: TS in force.
+      train: perturbed top-k.
+      sigma: its noise scale.
+    """
+    cfg = self.config
+    v, m = scores.shape
+    t = self.frames
     soft = False
-    if run_w1:
-      x = jnp.concatenate(
-          [read, jnp.broadcast_to(read_video[:, None], read.shape)], -1)
-      # Eq. 1 adds PE(i) as is; here it is scaled by a learned scalar that
-      # starts at 0, or left out (see the module docstring).
-      if cfg.position_embedding:
-        pe_scale = self.param('position_scale', nn.initializers.zeros, (),
-                              self.param_dtype)
-        x = x + pe_scale * position_embedding(m, 2 * c)  # [V, M, 2c], Eq. 1
-      hidden = nn.relu(nn.Dense(
-          cfg.hidden, dtype=self.dtype, param_dtype=self.param_dtype,
-          name='evaluator_w1')(x)).astype(jnp.float32)  # [V, M, hidden]
-      if temporal:
-        raw = jnp.einsum('vmd,d->vm', hidden, w2.astype(jnp.float32))
-        scores = minmax_normalise(raw, axis=1)  # [V, M] in [0, 1]
-        if train:  # prior = 0 leaves the scores exactly as they are
-          uniform = np.zeros(m, np.float32)
-          uniform[frames_ops.dense_frame_indices(m, t)] = 1.0
-          scores = (1.0 - prior) * scores + prior * uniform
     if temporal and train:
       keys = jax.random.split(self.make_rng('sampler'), v)
       topk = (topk_ops.straight_through_topk if cfg.straight_through
@@ -532,31 +676,41 @@ class VideoSampler(nn.Module):
       uniform = frames_ops.dense_frame_indices(m, t)  # [T] numpy
       indices = jnp.broadcast_to(jnp.asarray(uniform, jnp.int32), (v, t))
       indicators = jax.nn.one_hot(indices, m, dtype=jnp.float32)
-    selected = _select(videos, indicators, indices, soft)  # [V, T, H, W, 3]
-    scan_selected = jnp.einsum(
-        'vtm,vmc->vtc', indicators, pooled,
-        precision=jax.lax.Precision.HIGHEST).mean(1)  # [V, c]
+    return _Selection(scores, indicators, indices, soft)
 
-    # 3.3.3 Spatial amplifier, on the selected frames.
-    h, w = maps.shape[2:4]
-    saliency = jnp.zeros((v, t, h, w), jnp.float32)
-    if spatial:
-      maps_sel = _select(maps, indicators, indices, soft)  # [V, T, h, w, c]
-      raw = channel_attention_saliency(maps_sel, w_s)  # [V, T, h, w]
-      saliency = minmax_normalise(raw, axis=(2, 3))
-      if train and cfg.spatial_prior:
-        # The prior's spatial half: a constant map is the identity warp.
-        saliency = (1.0 - prior) * saliency + prior
-      selected = amplify(selected.astype(jnp.float32), saliency,
-                         floor=cfg.saliency_floor)
-      if rescan:
-        amplified = scan(_resize(selected.reshape((v * t,) + frames_hw),
-                                 size).astype(self.dtype), train=train)
-        scan_selected = amplified.astype(jnp.float32).mean((1, 2)).reshape(
-            v, t, c).mean(1)
+  def _spatial_amplifier(self, maps, frames, selection, w_s, *, train, prior):
+    """3.3.3 Spatial amplifier SA (Eq. 7-11) of the selected frames.
 
-    selected = selected.astype(self.dtype)
-    aux = dict(indices=indices, indicators=indicators, scores=scores,
-               saliency=saliency, scan_frames=pooled, scan_dense=video_feature,
-               scan_selected=scan_selected)
-    return selected[:num_support], selected[num_support:], aux
+    Args:
+      maps: [V, M, h, w, c] scan maps.
+      frames: [V, T, H, W, 3] the selected frames.
+      selection: `_Selection` that picked them (and picks their maps).
+      w_s: [c] channel weights.
+      train: with `spatial_prior`, mixes the prior into the saliency.
+      prior: its weight lambda.
+
+    Returns:
+      saliency [V, T, h, w] in [0, 1] and the amplified frames
+      [V, T, H, W, 3] float32.
+    """
+    cfg = self.config
+    maps_sel = _select(maps, selection.indicators, selection.indices,
+                       selection.soft)  # [V, T, h, w, c]
+    raw = channel_attention_saliency(maps_sel, w_s)  # [V, T, h, w]
+    saliency = minmax_normalise(raw, axis=(2, 3))
+    if train and cfg.spatial_prior:
+      # The prior's spatial half: a constant map is the identity warp.
+      saliency = (1.0 - prior) * saliency + prior
+    frames = amplify(frames.astype(jnp.float32), saliency,
+                     floor=cfg.saliency_floor)
+    return saliency, frames
+
+  def _rescan(self, net, frames, train):
+    """The scan features [V, c] of the amplified frames [V, T, H, W, 3]:
+    the scan net f (`_Scan.net`) on them, pooled over space and time."""
+    v, t = frames.shape[:2]
+    amplified = net(_resize(frames.reshape((v * t,) + frames.shape[2:]),
+                            self.config.scan_size).astype(self.dtype),
+                    train=train)
+    return amplified.astype(jnp.float32).mean((1, 2)).reshape(
+        v, t, -1).mean(1)
