@@ -365,7 +365,8 @@ class _Scan(NamedTuple):
       them: behind a stop-gradient with `detach_scan`.
     pooled: [V, M, c] Avg(f(X_i)) of every dense frame, with its gradient.
     dense: [V, c] Avg(g_X) of every video, with its gradient.
-    read: [V, M, c] and read_video [V, c]: the same pools of `maps`.
+    read: [V, M, c] and read_video [V, c]: `pooled` and `dense` as TS and
+      the task learner read them (behind a stop-gradient with `detach_scan`).
   """
   net: nn.Module
   maps: jax.Array
@@ -540,13 +541,11 @@ class VideoSampler(nn.Module):
         jnp.float32)  # [V, M, h, w, c]
     pooled = maps.mean((2, 3))  # [V, M, c], Avg(f(X_i))
     dense = pooled.mean(1)  # [V, c], Avg(g_X)
-    # What TS, SA and the task learner read: the maps behind a
-    # stop-gradient with `detach_scan` (the scan net then learns from the
-    # distillation and L_intra only, which keep `pooled`'s gradient).
-    if cfg.get('detach_scan'):
-      maps = jax.lax.stop_gradient(maps)
-    read = maps.mean((2, 3))  # [V, M, c]
-    return _Scan(net, maps, pooled, dense, read, read.mean(1))
+    # What TS, SA and the task learner read: behind a stop-gradient with
+    # `detach_scan` (the scan net then learns from the distillation and
+    # L_intra only, which keep `pooled`'s and `dense`'s gradient).
+    read = jax.lax.stop_gradient if cfg.get('detach_scan') else lambda x: x
+    return _Scan(net, read(maps), pooled, dense, read(pooled), read(dense))
 
   def _task_adaptive_learner(self, support_features, units, *, adaptive,
                              train):
