@@ -57,6 +57,9 @@ Run several rows and tabulate them (vim_jax/ablate.py):
 Table 3 on the procedural data (add --shot=5 for its 5-shot column):
   python -m vim_jax.ablate --config=configs/vim.py --workdir=/tmp/table3 \\
       --rows=otam,otam_vim,trx,trx_vim,hyrsm,hyrsm_vim
+Fig. 20 (many-way 1-shot: trained at 5-way, tested at 5..10-way):
+  python -m vim_jax.ablate --config=configs/vim.py --workdir=/tmp/fig20 \\
+      --rows=baseline,otam,hyrsm,full --test_ways=6,7,8,9,10
 """
 from configs import default
 from configs import synthetic

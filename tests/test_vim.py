@@ -297,6 +297,51 @@ def test_ablate_finds_pretrained_rows(tmp_path, caplog):
   assert 'reusing' in caplog.text and 'another config' not in caplog.text
 
 
+def test_ablate_tests_trained_rows_on_more_ways(tmp_path):
+  """Fig. 20: rows trained at 3-way, tested again on 4-way episodes from
+  their own checkpoints; the 3-way column is the rows' own test."""
+  make, _ = ablate.config_maker(
+      f'{ROOT}/configs/vim.py:base=test',
+      overrides={'train.num_steps': 2, 'data.tfds_data_dir': str(tmp_path)})
+  workdir = tmp_path / 'many_way'
+  rows = ['baseline', 'otam']
+  result = ablate.run_many_way(str(workdir), rows, make, [4, 3])
+  read = lambda name: json.loads(
+      (workdir / name / 'test_results.json').read_text())
+  for row in rows:
+    own, wide = read(row), read(f'{row}-way4')
+    assert list(result[row]) == [3, 4]
+    assert result[row][3]['accuracy'] == own['accuracy']
+    # 8 episodes of 3 (then 4) classes with one query each.
+    assert sum(c['queries'] for c in own['per_class'].values()) == 8 * 3
+    assert sum(c['queries'] for c in wide['per_class'].values()) == 8 * 4
+    # Tested from the row's own checkpoint, not trained again.
+    assert (workdir / f'{row}-way4' / 'checkpoints').is_symlink()
+    assert wide['checkpoint'] == own['checkpoint']
+    assert result[row][4]['checkpoint'] == f'{row}/{own["checkpoint"]}'
+    assert result[row][4]['train_steps'] == 2
+  lines = (workdir / 'many_way.md').read_text().splitlines()
+  accuracy_rows = [l for l in lines if l.startswith('| otam |')]
+  assert accuracy_rows[0] == '| otam | {:.2f} ± {:.2f} | {:.2f} ± {:.2f} |'.format(
+      read('otam')['accuracy'], read('otam')['ci95'],
+      read('otam-way4')['accuracy'], read('otam-way4')['ci95'])
+  # The paired difference at 4-way, by hand from the episodes.
+  diff = np.subtract(read('otam-way4')['episode_accuracy'],
+                     read('baseline-way4')['episode_accuracy'])
+  assert accuracy_rows[1].endswith(
+      f'| {diff.mean():+.2f} ± {1.96 * diff.std() / np.sqrt(8):.2f} |')
+  saved = json.loads((workdir / 'many_way.json').read_text())
+  assert saved['otam']['4']['accuracy'] == read('otam-way4')['accuracy']
+  assert (workdir / 'many_way.png').stat().st_size > 1000
+  # A second call reuses every folder.
+  stamps = {p: p.stat().st_mtime_ns
+            for p in workdir.glob('*/test_results.json')}
+  assert len(stamps) == 4
+  assert ablate.run_many_way(str(workdir), rows, make, [4]) == result
+  assert stamps == {p: p.stat().st_mtime_ns
+                    for p in workdir.glob('*/test_results.json')}
+
+
 def test_ablate_over_seeds(tmp_path):
   from scipy import stats  # pylint: disable=g-import-not-at-top
   make, _ = ablate.config_maker(

@@ -20,6 +20,13 @@ a 95% t-interval over the seeds (`evaluate.seed_interval`), its accuracy at
 each seed, and its difference to the first row *of the same seed* (paired
 over the episodes), averaged over the seeds with its own t-interval.
 
+Many-way (Fig. 20): `--test_ways=6,7,8,9,10` also tests every trained row
+on N-way episodes from its own checkpoints (WORKDIR/ROW-wayN;
+`run_many_way`) and writes WORKDIR/many_way.md, .json and .png:
+
+  python -m vim_jax.ablate --config=configs/vim.py --workdir=/tmp/fig20 \
+      --rows=baseline,otam,hyrsm,full --test_ways=6,7,8,9,10
+
 Every row is `configs/vim.py:row=ROW` plus the rest of --config's argument
 (base, way, shot, query), then --shot, then the --config.x=... overrides.
 Rows run one after the other in WORKDIR/ROW with `train.train_and_evaluate`
@@ -75,6 +82,8 @@ def define_flags():
   flags.DEFINE_integer('shot', None, "K, replacing the --config argument's.")
   flags.DEFINE_list('seeds', None, 'Training seeds (config.seed): the '
                     'ablation once per seed, and the table over seeds.')
+  flags.DEFINE_list('test_ways', None, 'Also test every trained row on '
+                    'N-way episodes for each N (Fig. 20; `run_many_way`).')
   config_flags.DEFINE_config_file(
       'config', None, 'configs/vim.py[:base=...,shot=...]; --config.x=... '
       'overrides apply to every row.', lock_config=True)
@@ -218,8 +227,12 @@ def _config_json(config) -> dict:
   return config_dict
 
 
-def _run_row(workdir, row, config):
-  """Trains (or reuses, or tests from a shared checkpoint) one row."""
+def _run_row(workdir, row, config, source=None):
+  """Trains (or reuses, or tests from a shared checkpoint) one row.
+
+  `source`: a row of `workdir` whose checkpoints this row is tested from
+  (found from the test switches when None).
+  """
   from vim_jax import train  # pylint: disable=g-import-not-at-top
   row_dir = os.path.join(workdir, row)
   record = dict(row=row, description=describe(config),
@@ -232,10 +245,10 @@ def _run_row(workdir, row, config):
     logging.info('Row %s: reusing %s', row, row_dir)
     return
   checkpoints = os.path.join(row_dir, 'checkpoints')
-  source = None
   if os.path.islink(checkpoints):  # an interrupted shared test: test again
     source = os.path.normpath(os.readlink(checkpoints)).split(os.sep)[1]
-  elif _has_test_switches(config) and not os.path.isdir(checkpoints):
+  elif (source is None and _has_test_switches(config)
+        and not os.path.isdir(checkpoints)):
     source = _trained_source(workdir, config)
   start = time.time()
   if source is None:
@@ -387,6 +400,93 @@ def run(workdir: str, rows: Sequence[str],
   return table
 
 
+def way_row(row: str, way: int) -> str:
+  """The folder of `row` tested on `way`-way episodes (`run_many_way`)."""
+  return f'{row}-way{way}'
+
+
+def run_many_way(workdir: str, rows: Sequence[str],
+                 make_config: Callable[[str], object],
+                 ways: Sequence[int]) -> dict:
+  """Every row of `workdir`, trained, tested again on N-way episodes (Fig. 20).
+
+  A row is trained once at its config's way (`run`) and tested at each N of
+  `ways` in WORKDIR/ROW-wayN, from the row's own checkpoints (linked, as a
+  test-time isolation row is; `train.evaluate_only`): the metrics are
+  way-agnostic (no parameter depends on N), so this measures how one model
+  copes with more classes per episode, on the fixed N-way test episodes
+  (episodes 0..n-1 of (eval.seed, 'test') at N-way). The paper does not say
+  whether its many-way models were trained at N-way; testing one model is the
+  choice that needs no training per N.
+
+  Writes WORKDIR/many_way.md (accuracy ± 95% CI per row and way, and the
+  difference to the first row paired over each way's episodes),
+  many_way.json ({row: {way: table entry}}) and many_way.png.
+
+  Returns:
+    {row: {way: the `_gather` entry of that row at that way}}.
+  """
+  own = int(make_config(rows[0]).data.way)
+  ways = [own] + sorted({int(w) for w in ways} - {own})
+  run(workdir, rows, make_config)
+
+  def at_way(row, way):
+    config = make_config(row)
+    config.data.way = way
+    return config
+
+  tables = {own: _gather(workdir, rows, make_config)}
+  for way in ways[1:]:
+    names = {way_row(row, way): row for row in rows}
+    for name, row in names.items():
+      _run_row(workdir, name, at_way(row, way), source=row)
+    tables[way] = _gather(workdir, list(names),
+                          lambda name, way=way: at_way(names[name], way))
+  result = {row: {way: tables[way][i] for way in ways}
+            for i, row in enumerate(rows)}
+  _write_many_way(workdir, result, ways, _title(make_config(rows[0])))
+  return result
+
+
+def _write_many_way(workdir, result, ways, title):
+  """WORKDIR/many_way.md, .json and .png from `run_many_way`'s result."""
+  rows = list(result)
+  head = ' | '.join(f'{way}-way' for way in ways)
+  rule = '|---|' + '---|' * len(ways)
+  cells = lambda fmt: [
+      f'| {row} | ' + ' | '.join(fmt(result[row][way]) for way in ways)
+      + ' |' for row in rows]
+  lines = [f'# Many-way: {title.split(",")[0]}-trained rows tested on N-way '
+           'episodes', '', f'{title.split(", ", 1)[1]} per way. Accuracy '
+           '(%) ± 95% CI:', '', f'| row | {head} |', rule,
+           *cells(lambda r: f'{r["accuracy"]:.2f} ± {r["ci95"]:.2f}'), '',
+           f'Δ vs {rows[0]}, paired over the same episodes of each way:', '',
+           f'| row | {head} |', rule,
+           *cells(lambda r: '-' if r['vs_first'] is None
+                  else '{:+.2f} ± {:.2f}'.format(*r['vs_first']))]
+  with open(os.path.join(workdir, 'many_way.md'), 'w') as f:
+    f.write('\n'.join(lines) + '\n')
+  _write_json(os.path.join(workdir, 'many_way.json'),
+              {row: {str(w): e for w, e in v.items()}
+               for row, v in result.items()})
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  fig, ax = plt.subplots(figsize=(5.0, 4.0))
+  for row in rows:
+    ax.errorbar(ways, [result[row][w]['accuracy'] for w in ways],
+                yerr=[result[row][w]['ci95'] for w in ways], marker='o',
+                capsize=3, label=row)
+  ax.set_xticks(ways)
+  ax.set_xlabel('classes per test episode (N)')
+  ax.set_ylabel('test accuracy (%), 95% CI')
+  ax.set_title(title.split(',')[0] + '-trained, N-way test', fontsize=10)
+  ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(os.path.join(workdir, 'many_way.png'), dpi=120)
+  plt.close(fig)
+
+
 # The per-row diagnostics of `_gather` that the table over seeds averages.
 SEED_MEANS = ('frames_in_span', 'unaligned_accuracy', 'warps_at_bound',
               'offsets_at_bound')
@@ -462,10 +562,11 @@ def write_seed_table(workdir, summary, title):
 
 def run_seeds(workdir: str, rows: Sequence[str],
               make_config: Callable[[str], object],
-              seeds: Sequence[int]) -> list:
+              seeds: Sequence[int], test_ways: Sequence[int] = ()) -> list:
   """`run` once per training seed in WORKDIR/seed_N, then the table over
   seeds (`summarise_seeds`) in WORKDIR: ablation.md, .json and .png (the
-  chart's bars are the means, its error bars the t-intervals)."""
+  chart's bars are the means, its error bars the t-intervals). With
+  `test_ways`, each seed's folder also gets `run_many_way`'s tables."""
   if len(set(seeds)) != len(seeds):
     raise ValueError(f'--seeds lists a seed twice: {list(seeds)}')
   tables = {}
@@ -475,6 +576,9 @@ def run_seeds(workdir: str, rows: Sequence[str],
       config.seed = int(seed)
       return config
     tables[int(seed)] = run(os.path.join(workdir, f'seed_{seed}'), rows, make)
+    if test_ways:
+      run_many_way(os.path.join(workdir, f'seed_{seed}'), rows, make,
+                   test_ways)
   summary = summarise_seeds(tables)
   title = _title(make_config(rows[0]))
   write_seed_table(workdir, summary, title)
@@ -494,8 +598,16 @@ def main(argv):
   make_config, table_4 = config_maker(
       config_flags.get_config_filename(FLAGS['config']), FLAGS.shot,
       overrides)
+  try:
+    test_ways = [int(way) for way in FLAGS.test_ways or ()]
+  except ValueError:
+    raise app.UsageError(f'--test_ways must be integers, got {FLAGS.test_ways}')
   if FLAGS.seeds is None:
-    run(FLAGS.workdir, FLAGS.rows or table_4, make_config)
+    if test_ways:
+      run_many_way(FLAGS.workdir, FLAGS.rows or table_4, make_config,
+                   test_ways)
+    else:
+      run(FLAGS.workdir, FLAGS.rows or table_4, make_config)
     return
   if 'seed' in overrides:
     raise app.UsageError('--seeds sets config.seed: leave out --config.seed.')
@@ -503,7 +615,8 @@ def main(argv):
     seeds = [int(seed) for seed in FLAGS.seeds]
   except ValueError:
     raise app.UsageError(f'--seeds must be integers, got {FLAGS.seeds}')
-  run_seeds(FLAGS.workdir, FLAGS.rows or table_4, make_config, seeds)
+  run_seeds(FLAGS.workdir, FLAGS.rows or table_4, make_config, seeds,
+            test_ways)
 
 
 if __name__ == '__main__':
