@@ -53,14 +53,6 @@ def test_paired_difference_matches_scipy():
     evaluate.paired_difference(a, b[:-1])
 
 
-def test_t_quantile_matches_scipy():
-  for df in list(range(1, 61)) + [100, 1000]:
-    assert evaluate.t_quantile_975(df) == pytest.approx(
-        stats.t.ppf(0.975, df), abs=1e-4), df
-  with pytest.raises(ValueError, match='>= 1'):
-    evaluate.t_quantile_975(0)
-
-
 def test_seed_interval_matches_scipy():
   values = [38.2, 38.6, 39.2, 45.7, 39.1]
   mean, half = evaluate.seed_interval(values)

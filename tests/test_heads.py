@@ -93,7 +93,8 @@ def _numpy_layer_norm(x, eps=1e-6):  # Flax's default epsilon; scale 1, bias 0
 
 
 def _numpy_trx(params, support, labels, query, way, cardinalities, pe_scale):
-  """TRX distances class by class, as in the TRX paper, float64."""
+  """TRX distances class by class, as in the TRX paper (but the mean over
+  the channels, as the head's docstring says), float64."""
   frames, channels = support.shape[1:]
   pe = pe_scale * sampler.position_embedding(frames, channels)
   total = np.zeros((len(query), way))
@@ -119,7 +120,7 @@ def _numpy_trx(params, support, labels, query, way, cardinalities, pe_scale):
         weights = np.exp(scores - scores.max(1, keepdims=True))
         weights /= weights.sum(1, keepdims=True)
         diff = q_values[q] - weights @ values  # [P, H]
-        total[q, c] += (diff**2).sum(1).mean()
+        total[q, c] += (diff**2).mean(1).mean()
   return -total
 
 
@@ -162,6 +163,21 @@ def test_trx_class_with_the_query_pair_wins():
   logits, _ = _apply(head, support, labels, query, {'params': params})
   assert int(np.argmax(logits[0])) == 0
   assert logits[0, 0] > logits[0, 1] > logits[0, 2]
+
+
+def test_trx_distance_is_bounded_whatever_the_width():
+  """Per cardinality, the mean over channels of (v - p)^2, v layer-normed
+  (per-channel mean 0, variance 1) and p a convex mix of such vectors, lies
+  in [0, 4] (var v + var p + 2 |cov|), so with logit scale 1 two
+  cardinalities give logits in [-8, 0] at any width (summed over 1152
+  channels they would reach thousands and saturate the softmax)."""
+  support, labels, query = _episode(5, 3, 2, 4, 8, 32)
+  for hidden in (16, 1152):
+    head = heads.TRXHead(way=3, hidden=hidden)
+    logits, _ = _apply(head, 10.0 * support, labels, 10.0 * query)
+    logits = np.asarray(logits)
+    assert np.all(logits <= 0.0) and np.all(logits >= -8.0), hidden
+    assert logits.min() < -1.0, hidden  # not trivially 0
 
 
 # ---------------------------------------------------------------- HyRSM

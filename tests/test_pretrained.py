@@ -106,8 +106,8 @@ def test_init_state_loads_the_backbone(checkpoints, monkeypatch):
     # A non-zero optimiser state: init_state must rebuild it.
     opt_state = jax.tree.map(jnp.ones_like, tx.init(params))
     return train_lib.steps.TrainState(
-        step=jnp.zeros((), jnp.int32), params=params,
-        batch_stats=random['batch_stats'], opt_state=opt_state,
+        step=jnp.zeros((), jnp.int32), apply_fn=None, params=params, tx=tx,
+        opt_state=opt_state, batch_stats=random['batch_stats'],
         rng=jax.random.PRNGKey(0))
 
   monkeypatch.setattr(train_lib.steps, 'init_state', fake_init_state)

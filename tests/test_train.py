@@ -427,3 +427,36 @@ def test_sigterm_flag_puts_the_previous_handler_back():
     assert signal.getsignal(signal.SIGTERM) is handler
   finally:
     signal.signal(signal.SIGTERM, previous)
+
+
+def test_a_non_finite_step_is_named_and_never_checkpointed(
+    data_dir, tmp_path, monkeypatch):
+  """The host syncs only at log, save, validation and last steps; a NaN in
+  between is still named by its own step, before the next save."""
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from configs import test as test_config  # pylint: disable=g-import-not-at-top
+  from vim_jax import train  # pylint: disable=g-import-not-at-top
+
+  real = train.steps.train_step
+
+  def poisoned(state, batch, **kwargs):
+    new_state, metrics = real(state, batch, **kwargs)
+    # Step 3 (the state before it has taken 2 steps) reports a NaN loss.
+    loss = jnp.where(state.step == 2, jnp.nan, metrics['loss'])
+    return new_state, dict(metrics, loss=loss)
+
+  monkeypatch.setattr(train.steps, 'train_step', poisoned)
+  config = test_config.get_config()
+  config.data.tfds_data_dir = str(data_dir)
+  config.train.num_steps = 6
+  config.train.log_every = 4  # sync steps: 2 (save, validation), 4, 6
+  workdir = tmp_path / 'nan'
+  with pytest.raises(FloatingPointError) as error:
+    train.train_and_evaluate(config, str(workdir))
+  # Step 3 takes the third block of 4 episodes of the stream: 8..11.
+  assert config.train.episodes_per_step == 4
+  assert "non-finite ['loss'] at step 3 (episodes [8, 9, 10, 11])" in str(
+      error.value)
+  # Step 4 was taken (its sync found step 3's NaN) but not saved, nor 3.
+  saved = sorted(os.listdir(workdir / 'checkpoints'))
+  assert '2' in saved and not {'3', '4'} & set(saved), saved

@@ -143,7 +143,8 @@ def _random_state(experiment):
   """A TrainState drawn with numpy on init's shapes (no compiled init)."""
   shapes = jax.eval_shape(experiment.init_state)
   return steps.TrainState(
-      step=np.zeros((), np.int32), params=random_variables(shapes.params),
+      step=np.zeros((), np.int32), apply_fn=None, tx=shapes.tx,
+      params=random_variables(shapes.params),
       batch_stats=random_variables(shapes.batch_stats, seed=1),
       opt_state=jax.tree.map(lambda s: np.zeros(s.shape, s.dtype),
                              shapes.opt_state),

@@ -3,6 +3,7 @@ import math
 from typing import Sequence
 
 import numpy as np
+from scipy import stats
 
 
 def confidence_interval(accuracies) -> float:
@@ -13,26 +14,6 @@ def confidence_interval(accuracies) -> float:
   """
   accuracies = np.asarray(accuracies, np.float64)
   return 1.96 * float(accuracies.std()) / math.sqrt(len(accuracies))
-
-
-# Student's t quantile t_{0.975, df} for df = 1..30 (scipy.stats.t.ppf).
-_T975 = (12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.3060,
-         2.2622, 2.2281, 2.2010, 2.1788, 2.1604, 2.1448, 2.1314, 2.1199,
-         2.1098, 2.1009, 2.0930, 2.0860, 2.0796, 2.0739, 2.0687, 2.0639,
-         2.0595, 2.0555, 2.0518, 2.0484, 2.0452, 2.0423)
-
-
-def t_quantile_975(df: int) -> float:
-  """t_{0.975, df}: the table up to df = 30, then the Cornish-Fisher
-  expansion in 1 / df (error below 1e-5 there)."""
-  if df < 1:
-    raise ValueError(f'degrees of freedom must be >= 1, got {df}')
-  if df <= len(_T975):
-    return _T975[df - 1]
-  z = 1.959963984540054
-  return (z + (z ** 3 + z) / (4 * df)
-          + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * df ** 2)
-          + (3 * z ** 7 + 19 * z ** 5 + 17 * z ** 3 - 15 * z) / (384 * df ** 3))
 
 
 def seed_interval(values) -> tuple[float, float]:
@@ -49,8 +30,8 @@ def seed_interval(values) -> tuple[float, float]:
                      f'{values.shape}')
   if len(values) == 1:
     return float(values[0]), float('nan')
-  half = t_quantile_975(len(values) - 1) * values.std(ddof=1) / math.sqrt(
-      len(values))
+  t = stats.t.ppf(0.975, len(values) - 1)
+  half = t * values.std(ddof=1) / math.sqrt(len(values))
   return float(values.mean()), float(half)
 
 

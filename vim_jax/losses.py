@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from vim_jax.ops import vectors
 
 INTER_ESTIMATORS = ('features', 'prediction')
 CLS_REDUCTIONS = ('mean', 'sum')
@@ -43,13 +44,12 @@ def classification(logits, labels, reduction='mean'):
 def kl_divergence(target_logits, logits):
   """Mean over rows of KL(p || q), p = softmax(target_logits), q = softmax(logits).
 
-  Finite for one-hot-like and uniform distributions: computed from
-  log-softmaxes, with 0 log 0 = 0.
+  optax's KL with log targets, from log-softmaxes, over the terms with p > 0
+  (0 log 0 = 0): finite for one-hot-like and uniform distributions.
   """
   log_p = jax.nn.log_softmax(target_logits, -1)
-  log_q = jax.nn.log_softmax(logits, -1)
-  p = jnp.exp(log_p)
-  return jnp.mean(jnp.sum(jnp.where(p > 0, p * (log_p - log_q), 0.0), -1))
+  return jnp.mean(optax.losses.kl_divergence_with_log_targets(
+      jax.nn.log_softmax(logits, -1), log_p, where=jnp.exp(log_p) > 0))
 
 
 def intra_video(dense_logits, selected_logits):
@@ -153,7 +153,7 @@ def _centred_cosines(frames):
   centred on the mean over all V T frames (guarded norms)."""
   x = frames.reshape(-1, frames.shape[-1]).astype(jnp.float32)
   x = x - x.mean(0, keepdims=True)
-  x = x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-6)
+  x = vectors.l2_normalise(x)
   return jnp.matmul(x, x.T, precision=jax.lax.Precision.HIGHEST)
 
 

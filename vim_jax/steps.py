@@ -1,23 +1,27 @@
 """Pure per-device train and eval steps, and the training state."""
 from typing import Any
 
-import flax
 import jax
 import jax.numpy as jnp
 import optax
+from flax.training import train_state
 
 from vim_jax import losses
 from vim_jax import parallel
 from vim_jax.ops import frames as frames_ops
 
 
-class TrainState(flax.struct.PyTreeNode):
-  """Everything a resumed run needs; a pytree of arrays (orbax-friendly)."""
-  step: jnp.ndarray  # int32 scalar: updates done
-  params: Any
+class TrainState(train_state.TrainState):
+  """flax's TrainState with the batch-norm statistics and the base key.
+
+  Everything a resumed run needs; its leaves are arrays (orbax saves them by
+  field name: step, params, opt_state, batch_stats, rng). `tx` is static and
+  `apply_fn` is None: the steps take the model as an argument, and a module
+  holding its config (a ConfigDict, unhashable) cannot sit in a jit's static
+  tree.
+  """
   batch_stats: Any
-  opt_state: Any
-  rng: jnp.ndarray  # uint32 [2]: the base key; step keys are folded from it
+  rng: jax.Array  # uint32 [2]: the base key; step keys are folded from it
 
 
 def lr_schedule(train_config):
@@ -64,9 +68,9 @@ def init_state(model, tx, example_episode, seed: int) -> TrainState:
           example_episode)
   params = variables['params']
   return TrainState(
-      step=jnp.zeros((), jnp.int32), params=params,
-      batch_stats=variables.get('batch_stats', {}),
-      opt_state=tx.init(params), rng=state_key)
+      step=jnp.zeros((), jnp.int32), apply_fn=None, params=params, tx=tx,
+      opt_state=tx.init(params), batch_stats=variables.get('batch_stats', {}),
+      rng=state_key)
 
 
 def episode_keys(base, index):
@@ -90,7 +94,7 @@ def module_norms(grads, prefix):
           for name, tree in parts.items()}
 
 
-def train_step(state: TrainState, batch, *, model, tx, train_config):
+def train_step(state: TrainState, batch, *, model, train_config):
   """One update on this device's episodes [E, ...]; gradients mean over 'data'.
 
   Every episode is run on its own (vmap), batch-norm statistics included, so
@@ -138,16 +142,12 @@ def train_step(state: TrainState, batch, *, model, tx, train_config):
   batch_stats = parallel.pmean_tree(parallel.mean_over_episodes(batch_stats))
   metrics = parallel.pmean_tree(parallel.mean_over_episodes(metrics))
   metrics.update(norms)
-  updates, opt_state = tx.update(grads, state.opt_state, state.params)
-  params = optax.apply_updates(state.params, updates)
   metrics['lr'] = lr_schedule(train_config)(state.step)
   metrics['sigma'] = sigma
   if train_config.uniform_prior_steps:
     metrics['prior'] = prior
   metrics['grad_norm'] = optax.tree.norm(grads)
-  new_state = state.replace(step=state.step + 1, params=params,
-                            batch_stats=batch_stats, opt_state=opt_state)
-  return new_state, metrics
+  return state.apply_gradients(grads=grads, batch_stats=batch_stats), metrics
 
 
 def used_frame_positions(outputs, frame_pos, frames):

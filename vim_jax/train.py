@@ -139,7 +139,7 @@ class Experiment:
     self.tx = steps.make_optimizer(config.train)
     self.sources = {}
     self._train_step = runner.compile(
-        functools.partial(steps.train_step, model=self.model, tx=self.tx,
+        functools.partial(steps.train_step, model=self.model,
                           train_config=config.train), donate_state=True)
     self._eval_step = runner.compile(
         functools.partial(steps.eval_step, model=self.model), sharded_out=True)
@@ -307,12 +307,26 @@ def _log_results(writer, step, prefix, results):
                ''.join(f'; {k} {v:.2f}' for k, v in extra.items()))
 
 
-def _check_finite(metrics, step, batch):
+def _check_finite(metrics, step, indices):
   bad = [k for k, v in metrics.items() if not np.all(np.isfinite(v))]
   if bad:
     raise FloatingPointError(
         f'non-finite {bad} at step {step} (episodes '
-        f'{batch["index"].tolist()}); the last checkpoint is intact.')
+        f'{np.asarray(indices).tolist()}); the last checkpoint is intact.')
+
+
+def _sync_step(config, latest, step) -> bool:
+  """Whether the host waits for the devices after `step`.
+
+  Only where the metrics are logged, the state is saved or validated, or
+  the run ends: in between the host dispatches the next steps while the
+  devices still compute (an accelerator runs ahead). The steps' metrics are
+  checked for NaN/Inf in order at the next sync step, before any save, so a
+  non-finite step is named exactly and never checkpointed.
+  """
+  train = config.train
+  return (step % train.log_every == 0 or step % train.eval_every == 0
+          or step == train.num_steps or latest.should_save(step))
 
 
 def pretraining_phase(config: ml_collections.ConfigDict, workdir: str):
@@ -362,15 +376,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
   with _sigterm_flag() as sigterm:
     logging.info('Training steps %d..%d on %d device(s) (%s)', start_step,
                  train.num_steps, runner.num_devices, config.parallel)
+    pending = []  # (step, metrics on the devices, episodes) since a sync
     for step, batch in enumerate(experiment.train_batches(start_step),
                                  start=start_step + 1):
       profile(step)
       state, metrics = experiment.train_step(state, batch)
-      metrics = runner.get_replicated(metrics)
-      _check_finite(metrics, step, batch)
+      pending.append((step, metrics, batch['index']))
       episode_log.write(step, batch['index'])
       stopping = _sigterm_processes(sigterm)
-      report.add(step, metrics)
+      if stopping or _sync_step(config, latest, step):
+        for pending_step, metrics, indices in pending:
+          metrics = runner.get_replicated(metrics)
+          _check_finite(metrics, pending_step, indices)
+          report.add(pending_step, metrics)
+        pending = []
+        episode_log.flush()
       best_val = _save_and_validate(experiment, state, step, (latest, best),
                                     best_val, writer, force=bool(stopping))
       if stopping:
@@ -466,7 +486,8 @@ class _EpisodeLog:
   Every process holds only its share of a step's episodes: they are gathered
   (in process order, which is the stream's order, see
   `episodes_lib.train_indices`) and process 0 writes the line, so the file
-  is the same for any number of processes.
+  is the same for any number of processes. Flushed at each sync step
+  (`_sync_step`), with the metrics.
   """
 
   def __init__(self, path):
@@ -478,6 +499,9 @@ class _EpisodeLog:
       indices = multihost_utils.process_allgather(indices, tiled=True)
     if self._file:
       self._file.write(f'{step}\t{",".join(map(str, indices))}\n')
+
+  def flush(self):
+    if self._file:
       self._file.flush()
 
   def close(self):

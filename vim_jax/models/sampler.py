@@ -165,6 +165,7 @@ from vim_jax.models import switches
 from vim_jax.ops import frames as frames_ops
 from vim_jax.ops import saliency as saliency_ops
 from vim_jax.ops import topk as topk_ops
+from vim_jax.ops import vectors
 
 Dtype = Any
 METHODS = ('vim', 'mgsampler', 'uniform')
@@ -316,11 +317,6 @@ def _resize(frames, size):
     return frames
   return jax.image.resize(frames, (frames.shape[0], size, size, 3),
                           'bilinear')
-
-
-def _unit(x):
-  """x / |x|, guarded."""
-  return x / jnp.maximum(jnp.linalg.norm(x), 1e-6)
 
 
 class TaskEncoder(nn.Module):
@@ -576,11 +572,11 @@ class VideoSampler(nn.Module):
         eps = jax.random.normal(self.make_rng('sampler'), mu.shape, mu.dtype)
         task = mu + jnp.exp(log_var / 2) * eps  # [task_dim], Eq. 13
       if units.gen_t:  # Eq. 14
-        w2 = _unit(nn.Dense(cfg.hidden, param_dtype=self.param_dtype,
+        w2 = vectors.l2_normalise(nn.Dense(cfg.hidden, param_dtype=self.param_dtype,
                             name='generator_t')(task))  # [hidden], float32
         self.sow('intermediates', 'w2', w2)
       if units.gen_s:
-        w_s = _unit(nn.Dense(c, param_dtype=self.param_dtype,
+        w_s = vectors.l2_normalise(nn.Dense(c, param_dtype=self.param_dtype,
                              name='generator_s')(task))  # [c]
         self.sow('intermediates', 'w_s', w_s)
     if units.w2:

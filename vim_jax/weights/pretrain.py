@@ -70,6 +70,7 @@ from vim_jax.models import normalisation
 from vim_jax.models import protonet
 from vim_jax.models import resnet
 from vim_jax.models import shufflenet
+from vim_jax.ops import vectors
 from vim_jax.weights import folder
 
 KINDS = ('backbone', 'scan')
@@ -200,8 +201,7 @@ def _accuracy(logits, labels):
 
 
 def _cosine(a, b):
-  a = a / jnp.maximum(jnp.linalg.norm(a, axis=-1, keepdims=True), 1e-8)
-  b = b / jnp.maximum(jnp.linalg.norm(b, axis=-1, keepdims=True), 1e-8)
+  a, b = vectors.l2_normalise(a, eps=1e-8), vectors.l2_normalise(b, eps=1e-8)
   return (a * b).sum(-1)
 
 
