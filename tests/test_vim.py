@@ -306,6 +306,7 @@ def test_ablate_tests_trained_rows_on_more_ways(tmp_path):
       overrides={'train.num_steps': 2, 'data.tfds_data_dir': str(tmp_path)})
   workdir = tmp_path / 'many_way'
   rows = ['baseline', 'otam']
+  ablate.run(str(workdir), rows, make)
   result = ablate.run_many_way(str(workdir), rows, make, [4, 3])
   read = lambda name: json.loads(
       (workdir / name / 'test_results.json').read_text())

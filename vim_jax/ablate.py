@@ -20,8 +20,8 @@ a 95% t-interval over the seeds (`evaluate.seed_interval`), its accuracy at
 each seed, and its difference to the first row *of the same seed* (paired
 over the episodes), averaged over the seeds with its own t-interval.
 
-Many-way (Fig. 20): `--test_ways=6,7,8,9,10` also tests every trained row
-on N-way episodes from its own checkpoints (WORKDIR/ROW-wayN;
+Many-way (Fig. 20): `--test_ways=6,7,8,9,10` then tests every trained row
+again on N-way episodes from its own checkpoints (WORKDIR/ROW-wayN;
 `run_many_way`) and writes WORKDIR/many_way.md, .json and .png:
 
   python -m vim_jax.ablate --config=configs/vim.py --workdir=/tmp/fig20 \
@@ -408,10 +408,10 @@ def way_row(row: str, way: int) -> str:
 def run_many_way(workdir: str, rows: Sequence[str],
                  make_config: Callable[[str], object],
                  ways: Sequence[int]) -> dict:
-  """Every row of `workdir`, trained, tested again on N-way episodes (Fig. 20).
+  """The trained rows of `workdir` tested again on N-way episodes (Fig. 20).
 
-  A row is trained once at its config's way (`run`) and tested at each N of
-  `ways` in WORKDIR/ROW-wayN, from the row's own checkpoints (linked, as a
+  Each row, trained (and tested) by `run` at its config's way, is tested at
+  each other N of `ways` in WORKDIR/ROW-wayN, from the row's own checkpoints (linked, as a
   test-time isolation row is; `train.evaluate_only`): the metrics are
   way-agnostic (no parameter depends on N), so this measures how one model
   copes with more classes per episode, on the fixed N-way test episodes
@@ -426,9 +426,9 @@ def run_many_way(workdir: str, rows: Sequence[str],
   Returns:
     {row: {way: the `_gather` entry of that row at that way}}.
   """
-  own = int(make_config(rows[0]).data.way)
+  first = make_config(rows[0])
+  own = int(first.data.way)
   ways = [own] + sorted({int(w) for w in ways} - {own})
-  run(workdir, rows, make_config)
 
   def at_way(row, way):
     config = make_config(row)
@@ -444,21 +444,23 @@ def run_many_way(workdir: str, rows: Sequence[str],
                           lambda name, way=way: at_way(names[name], way))
   result = {row: {way: tables[way][i] for way in ways}
             for i, row in enumerate(rows)}
-  _write_many_way(workdir, result, ways, _title(make_config(rows[0])))
+  _write_many_way(workdir, result, ways, first)
   return result
 
 
-def _write_many_way(workdir, result, ways, title):
+def _write_many_way(workdir, result, ways, config):
   """WORKDIR/many_way.md, .json and .png from `run_many_way`'s result."""
   rows = list(result)
+  trained = f'{config.data.way}-way {config.data.shot}-shot'
+  episodes = (f'{config.eval.test_episodes} test episodes (seed '
+              f'{config.eval.seed})')
   head = ' | '.join(f'{way}-way' for way in ways)
   rule = '|---|' + '---|' * len(ways)
   cells = lambda fmt: [
       f'| {row} | ' + ' | '.join(fmt(result[row][way]) for way in ways)
       + ' |' for row in rows]
-  lines = [f'# Many-way: {title.split(",")[0]}-trained rows tested on N-way '
-           'episodes', '', f'{title.split(", ", 1)[1]} per way. Accuracy '
-           '(%) ± 95% CI:', '', f'| row | {head} |', rule,
+  lines = [f'# Many-way: {trained}-trained rows tested on N-way episodes',
+           '', f'{episodes} per way. Accuracy (%) ± 95% CI:', '', f'| row | {head} |', rule,
            *cells(lambda r: f'{r["accuracy"]:.2f} ± {r["ci95"]:.2f}'), '',
            f'Δ vs {rows[0]}, paired over the same episodes of each way:', '',
            f'| row | {head} |', rule,
@@ -480,7 +482,7 @@ def _write_many_way(workdir, result, ways, title):
   ax.set_xticks(ways)
   ax.set_xlabel('classes per test episode (N)')
   ax.set_ylabel('test accuracy (%), 95% CI')
-  ax.set_title(title.split(',')[0] + '-trained, N-way test', fontsize=10)
+  ax.set_title(f'{trained}-trained, N-way test', fontsize=10)
   ax.legend(fontsize=8)
   fig.tight_layout()
   fig.savefig(os.path.join(workdir, 'many_way.png'), dpi=120)
@@ -603,11 +605,10 @@ def main(argv):
   except ValueError:
     raise app.UsageError(f'--test_ways must be integers, got {FLAGS.test_ways}')
   if FLAGS.seeds is None:
+    run(FLAGS.workdir, FLAGS.rows or table_4, make_config)
     if test_ways:
       run_many_way(FLAGS.workdir, FLAGS.rows or table_4, make_config,
                    test_ways)
-    else:
-      run(FLAGS.workdir, FLAGS.rows or table_4, make_config)
     return
   if 'seed' in overrides:
     raise app.UsageError('--seeds sets config.seed: leave out --config.seed.')

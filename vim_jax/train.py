@@ -324,9 +324,15 @@ def _sync_step(config, latest, step) -> bool:
   checked for NaN/Inf in order at the next sync step, before any save, so a
   non-finite step is named exactly and never checkpointed.
   """
-  train = config.train
-  return (step % train.log_every == 0 or step % train.eval_every == 0
-          or step == train.num_steps or latest.should_save(step))
+  return (step % config.train.log_every == 0 or _validates(config, step)
+          or latest.should_save(step))
+
+
+def _validates(config, step) -> bool:
+  """Whether `step` is validated: every `train.eval_every` steps, and the
+  last one."""
+  return (step % config.train.eval_every == 0
+          or step == config.train.num_steps)
 
 
 def pretraining_phase(config: ml_collections.ConfigDict, workdir: str):
@@ -433,8 +439,7 @@ def _save_and_validate(experiment, state, step, managers, best_val, writer,
   config = experiment.config
   latest, best = managers
   save = force or latest.should_save(step)
-  validate = (step % config.train.eval_every == 0
-              or step == config.train.num_steps)
+  validate = _validates(config, step)
   if save or validate:
     host_state = experiment.runner.get_state(state)
   if save:

@@ -572,12 +572,13 @@ class VideoSampler(nn.Module):
         eps = jax.random.normal(self.make_rng('sampler'), mu.shape, mu.dtype)
         task = mu + jnp.exp(log_var / 2) * eps  # [task_dim], Eq. 13
       if units.gen_t:  # Eq. 14
-        w2 = vectors.l2_normalise(nn.Dense(cfg.hidden, param_dtype=self.param_dtype,
-                            name='generator_t')(task))  # [hidden], float32
+        w2 = vectors.l2_normalise(nn.Dense(
+            cfg.hidden, param_dtype=self.param_dtype,
+            name='generator_t')(task))  # [hidden], float32
         self.sow('intermediates', 'w2', w2)
       if units.gen_s:
-        w_s = vectors.l2_normalise(nn.Dense(c, param_dtype=self.param_dtype,
-                             name='generator_s')(task))  # [c]
+        w_s = vectors.l2_normalise(nn.Dense(
+            c, param_dtype=self.param_dtype, name='generator_s')(task))  # [c]
         self.sow('intermediates', 'w_s', w_s)
     if units.w2:
       plain = self.param('evaluator_w2', nn.initializers.lecun_normal(),
