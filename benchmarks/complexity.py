@@ -92,8 +92,8 @@ def parameter_counts(config) -> dict:
   import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   from vim_jax import train  # pylint: disable=g-import-not-at-top
-  from vim_jax.models import few_shot  # pylint: disable=g-import-not-at-top
-  model = few_shot.FewShotModel(config.model, way=config.data.way)
+  from vim_jax.models import build  # pylint: disable=g-import-not-at-top
+  model = build.model(config.model, way=config.data.way)
   episode = jax.tree.map(
       lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype),
       train.example_episode(train.episode_spec(config, 'train')))

@@ -104,12 +104,12 @@ def _predictor(config):
   import jax  # pylint: disable=g-import-not-at-top
   from vim_jax import predict  # pylint: disable=g-import-not-at-top
   from vim_jax import train  # pylint: disable=g-import-not-at-top
-  from vim_jax.models import few_shot  # pylint: disable=g-import-not-at-top
+  from vim_jax.models import build  # pylint: disable=g-import-not-at-top
   if FLAGS.workdir:
     return predict.Predictor.from_workdir(config, FLAGS.workdir,
                                           query_batch=FLAGS.query_batch)
   spec = train.episode_spec(config, 'test')
-  model = few_shot.FewShotModel(config.model, way=spec.way)
+  model = build.model(config.model, way=spec.way)
   variables = jax.jit(lambda e: model.init(
       {'params': jax.random.PRNGKey(0), 'sampler': jax.random.PRNGKey(1)}, e,
       train=False))(train.example_episode(spec))

@@ -10,7 +10,7 @@ from PIL import Image
 from configs import default
 from vim_jax.figures import alignment as alignment_figures
 from vim_jax.figures import sampler as sampler_figures
-from vim_jax.models import alignment
+from vim_jax.models import build
 from vim_jax.models import protonet
 
 WAY, SHOT, QUERIES, T, H, W, C = 3, 2, 2, 4, 3, 3, 8
@@ -40,7 +40,7 @@ def init(module, support, query, labels=LABELS):
 @functools.lru_cache(maxsize=None)
 def _full_params(channels):
   support, query = episode()
-  module = alignment.ActionAlignment(make_config(
+  module = build.alignment(make_config(
       transform=True, rearrange=True, spatial=True, channels=channels), WAY)
   return init(module, support, query)['params']
 
@@ -51,7 +51,7 @@ def initial_variables(module):
   A superset of what `module` uses (apply ignores the rest), equal to its own
   initial parameters: parameters are initialised by name.
   """
-  return {'params': _full_params(module.config.channels)}
+  return {'params': _full_params(module.channels)}
 
 
 def run(module, variables, support, query, labels=LABELS, train=False,
@@ -96,7 +96,7 @@ def numpy_masked_mean(maps, dy, dx):  # [H, W, D] -> [D]
 
 def test_everything_off_is_protonet():
   support, query = episode()
-  module = alignment.ActionAlignment(make_config(), WAY)
+  module = build.alignment(make_config(), WAY)
   variables = init(module, support, query)
   assert not variables.get('params')
   q_al, p_al, aux = run(module, variables, support, query)
@@ -134,7 +134,7 @@ def test_everything_off_is_protonet():
 ])
 def test_shapes(transform, rearrange, spatial, order, channels):
   support, query = episode()
-  module = alignment.ActionAlignment(make_config(
+  module = build.alignment(make_config(
       transform=transform, rearrange=rearrange, spatial=spatial, order=order,
       channels=channels), WAY)
   variables = initial_variables(module)
@@ -163,9 +163,9 @@ def test_shapes(transform, rearrange, spatial, order, channels):
 @pytest.mark.parametrize('spatial', [False, True])
 def test_transform_starts_as_identity(spatial):
   support, query = episode()
-  on = alignment.ActionAlignment(
+  on = build.alignment(
       make_config(transform=True, spatial=spatial), WAY)
-  off = alignment.ActionAlignment(make_config(spatial=spatial), WAY)
+  off = build.alignment(make_config(spatial=spatial), WAY)
   variables = initial_variables(on)
   q_on, p_on, aux = run(on, variables, support, query)
   q_off, p_off, _ = run(off, variables, support, query)  # ignores localiser
@@ -179,7 +179,7 @@ def test_transform_starts_as_identity(spatial):
 def test_transform_warps_like_temporal_warp():
   """A hand-set (a, b) (bias of the zero-kernel head) resamples every video."""
   support, query = episode()
-  module = alignment.ActionAlignment(make_config(transform=True), WAY)
+  module = build.alignment(make_config(transform=True), WAY)
   variables = initial_variables(module)
   a, b = 0.75, 0.25  # samples t' = 0.75 t + 0.25 in [-0.5, 1.0]
   # the head's output (u, v) gives a = 1 + r tanh(u), b = r tanh(v), r = 0.5
@@ -220,7 +220,7 @@ def test_rearrangement_recovers_a_permutation(order):
     query[0, s] = codes[perm[s]]  # class 0, time-permuted
     query[1, s] = codes[(perm[s] + 4) % C]  # class 1, time-permuted
   # Eq. 17 as printed: no locality prior.
-  module = alignment.ActionAlignment(
+  module = build.alignment(
       make_config(rearrange=True, order=order, locality=0.0), WAY)
   variables = initial_variables(module)
   eye = np.eye(C, dtype=np.float32)
@@ -252,7 +252,7 @@ def test_rearrangement_recovers_a_permutation(order):
   np.testing.assert_allclose(q_rep[0, 0, 3], repeat[0].mean((0, 1, 2)),
                              atol=1e-4)
   # Without TR the permuted query does not match.
-  plain = alignment.ActionAlignment(make_config(order=order), WAY)
+  plain = build.alignment(make_config(order=order), WAY)
   q_plain, p_plain, _ = run(plain, {}, support, query)
   assert protonet.frame_cosine_distance(q_plain[0, 0], p_plain[0, 0]) > 1
 
@@ -263,7 +263,7 @@ def test_locality_prior_closed_form(beta):
   frame = np.random.default_rng(0).normal(size=(H, W, C)).astype(np.float32)
   support = np.broadcast_to(frame, (WAY * SHOT, T, H, W, C))
   query = np.broadcast_to(frame, (QUERIES, T, H, W, C))
-  module = alignment.ActionAlignment(
+  module = build.alignment(
       make_config(rearrange=True, locality=beta), WAY)
   variables = init(module, support, query)
   assert np.isclose(variables['params']['rearrange']['log_locality'],
@@ -293,9 +293,9 @@ def test_locality_prior_closed_form(beta):
 @pytest.mark.parametrize('order', ['temporal_first', 'spatial_first'])
 def test_spatial_at_init_is_average_pooling(order):
   support, query = episode()
-  module = alignment.ActionAlignment(
+  module = build.alignment(
       make_config(spatial=True, order=order), WAY)
-  off = alignment.ActionAlignment(make_config(), WAY)
+  off = build.alignment(make_config(), WAY)
   variables = initial_variables(module)
   q_off, p_off, _ = run(off, {}, support, query)
   q_al, p_al, aux = run(module, variables, support, query)
@@ -308,7 +308,7 @@ def test_spatial_at_init_is_average_pooling(order):
   assert np.max(np.abs(q_tr - q_off)) > 1e-3
   q_tr2, _, _ = run(module, variables, support, query, train=True)
   np.testing.assert_array_equal(q_tr, q_tr2)  # same key, same perturbations
-  quiet = alignment.ActionAlignment(
+  quiet = build.alignment(
       make_config(spatial=True, order=order, perturbations=0), WAY)
   q_quiet, _, _ = run(quiet, variables, support, query, train=True)
   np.testing.assert_allclose(q_quiet, q_off, rtol=1e-5, atol=1e-6)
@@ -316,7 +316,7 @@ def test_spatial_at_init_is_average_pooling(order):
 
 def test_spatial_hand_set_offsets_match_numpy():
   support, query = episode()
-  module = alignment.ActionAlignment(make_config(spatial=True), WAY)
+  module = build.alignment(make_config(spatial=True), WAY)
   variables = initial_variables(module)
   target = np.array([0.75, -0.6])  # (dy, dx) cells; max 0.5 * 3 = 1.5
   raw = target / (0.5 * np.array([H, W]))
@@ -350,14 +350,14 @@ def test_support_videos_average_to_the_prototypes(order):
   what its class prototype went through; their class means are the
   aligned prototypes, per query with SC and once for all queries without."""
   support, query = episode()
-  module = alignment.ActionAlignment(make_config(
+  module = build.alignment(make_config(
       transform=True, rearrange=True, spatial=True, order=order), WAY)
   params = randomise_heads(initial_variables(module)['params'])
   rngs = {'sampler': jax.random.key(1)}
   for train, shape in ((True, (QUERIES, WAY * SHOT, T, C)),
                        (False, (WAY * SHOT, T, C))):
     if not train:  # SC off at test: nothing depends on the pair any more
-      module = alignment.ActionAlignment(make_config(
+      module = build.alignment(make_config(
           transform=True, rearrange=True, spatial=True, order=order,
           test_spatial=False), WAY)
     _, prototypes, aux = module.apply(
@@ -380,7 +380,7 @@ def test_support_videos_average_to_the_prototypes(order):
 def test_rearranged_spatial_pooling_matches_materialised_maps():
   """The factorised TR + SC contraction equals pooling the mixed maps."""
   support, query = episode()
-  module = alignment.ActionAlignment(
+  module = build.alignment(
       make_config(rearrange=True, spatial=True), WAY)
   variables = initial_variables(module)
   rng = np.random.default_rng(3)
@@ -411,7 +411,7 @@ def test_rearranged_spatial_pooling_matches_materialised_maps():
 @pytest.mark.parametrize('order', ['temporal_first', 'spatial_first'])
 def test_distances_ignore_support_order(order):
   support, query = episode()
-  module = alignment.ActionAlignment(make_config(
+  module = build.alignment(make_config(
       transform=True, rearrange=True, spatial=True, order=order), WAY)
   variables = initial_variables(module)
   params = randomise_heads(variables['params'], scale=1.0)
@@ -428,7 +428,7 @@ def test_distances_ignore_support_order(order):
 
 def test_gradients_reach_every_module():
   support, query = episode()
-  module = alignment.ActionAlignment(make_config(
+  module = build.alignment(make_config(
       transform=True, rearrange=True, spatial=True, channels=5), WAY)
   variables = initial_variables(module)
 
@@ -462,14 +462,14 @@ def test_gradients_reach_every_module():
 def test_test_time_switches():
   support, query = episode()
   # Trained with everything, evaluated with nothing: plain ProtoNet pooling.
-  module = alignment.ActionAlignment(make_config(
+  module = build.alignment(make_config(
       transform=True, rearrange=True, spatial=True, test_transform=False,
       test_rearrange=False, test_spatial=False), WAY)
   variables = init(module, support, query)
   assert set(variables['params']) == {'localiser', 'rearrange', 'offsets'}
   params = randomise_heads(variables['params'])
   q_al, p_al, aux = run(module, {'params': params}, support, query)
-  q_off, p_off, _ = run(alignment.ActionAlignment(make_config(), WAY), {},
+  q_off, p_off, _ = run(build.alignment(make_config(), WAY), {},
                         support, query)
   np.testing.assert_array_equal(q_al, q_off)
   np.testing.assert_array_equal(p_al, p_off)
@@ -477,7 +477,7 @@ def test_test_time_switches():
   q_tr, _, _ = run(module, {'params': params}, support, query, train=True)
   assert np.max(np.abs(q_tr - q_off)) > 1e-3
   # Trained with nothing, a module switched on at test has (initial) params.
-  module = alignment.ActionAlignment(make_config(test_rearrange=True), WAY)
+  module = build.alignment(make_config(test_rearrange=True), WAY)
   variables = module.init({'params': jax.random.key(0)}, support, LABELS,
                           query, train=True)
   assert set(variables['params']) == {'rearrange'}
@@ -513,7 +513,7 @@ def test_alignment_figure(tmp_path):
 def test_transform_warp_is_bounded():
   """However large the localisation head's output, |a - 1| and |b| <= max_warp."""
   support, query = episode()
-  module = alignment.ActionAlignment(make_config(transform=True), WAY)
+  module = build.alignment(make_config(transform=True), WAY)
   variables = initial_variables(module)
   params = replace(variables['params'], ('localiser', 'head', 'bias'),
                    [-100.0, 100.0])
@@ -528,7 +528,7 @@ def test_at_bound_flags(kind):
   is not flagged, 0.995 is, in either component; a module that is off
   flags nothing."""
   support, query = episode()
-  module = alignment.ActionAlignment(make_config(**{kind: True}), WAY)
+  module = build.alignment(make_config(**{kind: True}), WAY)
   variables = initial_variables(module)
   head = ('localiser' if kind == 'transform' else 'offsets', 'head', 'bias')
   key = 'warps_at_bound' if kind == 'transform' else 'offsets_at_bound'

@@ -11,13 +11,13 @@ from tests.test_losses import maps_config
 from tests.test_losses import random_episode
 from tests.test_losses import random_variables
 from tests.test_vim import _train
-from vim_jax.models import few_shot
+from vim_jax.models import build
 
 
 def _models():
   f32, bf16 = maps_config('full'), maps_config('full')
   bf16.model.dtype = 'bfloat16'
-  return [few_shot.FewShotModel(c.model, way=c.data.way) for c in (f32, bf16)]
+  return [build.model(c.model, way=c.data.way) for c in (f32, bf16)]
 
 
 def test_bf16_evaluation_is_close_to_float32():

@@ -22,6 +22,7 @@ from tests.test_vim import _train
 from vim_jax import parallel
 from vim_jax import steps
 from vim_jax import train
+from vim_jax.models import build
 from vim_jax.models import few_shot
 from vim_jax.models import heads
 
@@ -95,15 +96,15 @@ def _vim_model(row, **alignment):
                                   config.model.head, {})
   for key, value in alignment.items():
     config.model.alignment[key] = value
-  return few_shot.FewShotModel(config.model, way=WAY), config
+  return build.model(config.model, way=WAY), config
 
 
 @pytest.mark.parametrize('name', sorted(HEADS))
 def test_alignment_off_at_test_gives_the_head_alone(name):
   """With TT, TR and SC trained but off at test, a *_vim model's logits are
   its head's on the pooled features, i.e. its 'unaligned_logits'."""
-  model, _ = _vim_model(f'{name}_vim', test_transform=False,
-                        test_rearrange=False, test_spatial=False)
+  model, config = _vim_model(f'{name}_vim', test_transform=False,
+                             test_rearrange=False, test_spatial=False)
   rng = np.random.default_rng(2)
   labels = rng.permutation(np.repeat(np.arange(WAY), SHOT)).astype(np.int32)
   maps = rng.normal(size=(WAY * SHOT + QUERIES, T, 2, 2, C)).astype(
@@ -113,7 +114,7 @@ def test_alignment_off_at_test_gives_the_head_alone(name):
       method='aligned_logits')))
   logits, _, _ = _aligned(model, variables, maps, labels)
   features = maps.mean((2, 3))
-  head = few_shot.HEADS[name](way=WAY, **dict(model.config.head_kwargs))
+  head = few_shot.HEADS[name](way=WAY, **dict(config.model.head_kwargs))
   alone = head.apply({'params': variables['params'].get('head', {})},
                      features[:len(labels)], labels, features[len(labels):],
                      train=False)

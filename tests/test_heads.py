@@ -276,12 +276,13 @@ def test_head_rows_use_the_head_on_backbone_features(row):
   backbone's pooled frame features, and a training step moves the head."""
   from configs import vim as vim_config  # pylint: disable=g-import-not-at-top
   from tests.test_losses import random_episode  # pylint: disable=g-import-not-at-top
+  from vim_jax.models import build  # pylint: disable=g-import-not-at-top
   from vim_jax.models import few_shot  # pylint: disable=g-import-not-at-top
   from vim_jax.models import normalisation  # pylint: disable=g-import-not-at-top
   config = vim_config.get_config(f'row={row},base=test')
   if row == 'trx':
     config.model.head_kwargs = {'hidden': 16}
-  model = few_shot.FewShotModel(config.model, way=config.data.way)
+  model = build.model(config.model, way=config.data.way)
   episode = random_episode(config)
   variables = jax.jit(lambda ep: model.init(
       {'params': jax.random.PRNGKey(0)}, ep, train=False))(episode)

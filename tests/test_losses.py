@@ -13,8 +13,9 @@ from scipy import special
 
 from configs import vim as vim_config
 from vim_jax import losses
+from vim_jax import steps
 from vim_jax import train
-from vim_jax.models import few_shot
+from vim_jax.models import build
 
 
 def _logits(seed, shape=(5, 4), scale=3.0):
@@ -351,10 +352,16 @@ def maps_config(row):
   return config
 
 
-def _apply(model, variables, episode, key=2, **kwargs):
-  return model.apply(variables, episode, train=True, sigma=0.1,
-                     rngs={'sampler': jax.random.PRNGKey(key)},
-                     mutable=['batch_stats'], **kwargs)[0]
+def _apply(model, variables, episode, key=2, routed=False, **kwargs):
+  """Training outputs; with `routed`, and L_inter's routed pass
+  (`train.inter_grad='alignment'`) as the training step runs it."""
+  outputs = model.apply(variables, episode, train=True, sigma=0.1,
+                        rngs={'sampler': jax.random.PRNGKey(key)},
+                        mutable=['batch_stats'], **kwargs)[0]
+  if routed:
+    outputs.update(steps.routed_inter_outputs(model, variables, outputs,
+                                              episode))
+  return outputs
 
 
 @pytest.fixture(scope='module')
@@ -362,7 +369,7 @@ def model_grads():
   """Gradients of L_intra, both L_inter estimators and the scan net's
   distillation w.r.t. every parameter of full VIM, on 2 x 2 maps."""
   config = maps_config('full')
-  model = few_shot.FewShotModel(config.model, way=config.data.way)
+  model = build.model(config.model, way=config.data.way)
   episode = random_episode(config)
   keys = {'params': jax.random.PRNGKey(0), 'sampler': jax.random.PRNGKey(1)}
   variables = random_variables(jax.eval_shape(
@@ -381,7 +388,7 @@ def model_grads():
         return losses.intra_video(
             *_apply(model, variables, episode, intra=True)['intra_logits'])
       if which.endswith('routed'):
-        out = _apply(model, variables, episode, inter_grad='alignment')
+        out = _apply(model, variables, episode, routed=True)
         aligned_logits, aligned_query = out['inter_logits'], out['inter_query']
       else:
         out = _apply(model, variables, episode)
@@ -396,7 +403,7 @@ def model_grads():
     which = ('intra', 'prediction', 'distill', 'prediction_routed',
              'features', 'features_routed')
     routed = _apply(model, {'params': params, 'batch_stats': batch_stats},
-                    episode, inter_grad='alignment')
+                    episode, routed=True)
     return dict({w: jax.grad(loss)(params, w) for w in which},
                 routed=(routed['logits'], routed['inter_logits'],
                         routed['aligned_query'], routed['inter_query']))
@@ -470,27 +477,18 @@ def test_routed_pass_perturbs_alike():
   """On 2 x 2 maps SC's training perturbations change the aligned logits,
   so the routed pass's equality above depends on sharing them."""
   config = maps_config('alignment')
-  model = few_shot.FewShotModel(config.model, way=config.data.way)
+  model = build.model(config.model, way=config.data.way)
   episode = random_episode(config)
   keys = {'params': jax.random.PRNGKey(0), 'sampler': jax.random.PRNGKey(1)}
   variables = random_variables(jax.eval_shape(
       lambda ep: model.init(keys, ep, train=False), episode))
   run = jax.jit(lambda key: _apply(model, variables, episode, key,
-                                   inter_grad='alignment'),
+                                   routed=True),
                 static_argnums=0)
   first, second = run(2), run(3)
   assert np.abs(first['logits'] - second['logits']).max() > 1e-4
   np.testing.assert_allclose(first['inter_logits'], first['logits'],
                              rtol=1e-5, atol=1e-6)
-
-
-def test_bad_inter_grad_is_an_error():
-  config = vim_config.get_config('row=alignment,base=test')
-  model = few_shot.FewShotModel(config.model, way=config.data.way)
-  with pytest.raises(ValueError, match=r"inter_grad='backbone'.*not one of"):
-    jax.eval_shape(lambda ep: model.init(
-        {'params': jax.random.PRNGKey(0), 'sampler': jax.random.PRNGKey(1)},
-        ep, train=True, inter_grad='backbone'), random_episode(config))
 
 
 def test_distillation_gradient_reaches_the_scan_net_only(model_grads):

@@ -24,7 +24,7 @@ from configs import test as test_config
 from input_pipeline import render
 from tests import helpers
 from vim_jax import predict
-from vim_jax.models import few_shot
+from vim_jax.models import build
 
 av = pytest.importorskip('av')
 
@@ -173,7 +173,7 @@ def _reference(config, variables, support, queries):
   episode = dict(support=np.stack([f for f, _ in support_read]),
                  support_labels=np.asarray(labels, np.int32),
                  query=np.stack([f for f, _ in query_read]))
-  model = few_shot.FewShotModel(config.model, way=len(support))
+  model = build.model(config.model, way=len(support))
   outputs = jax.jit(lambda v, e: model.apply(v, e, train=False))(
       variables, episode)
   logits = np.asarray(outputs['logits'], np.float64)
@@ -217,7 +217,7 @@ def test_parameters_do_not_depend_on_way():
       support_labels=np.arange(way, dtype=np.int32),
       query=np.zeros((1, 6, 16, 16, 3), np.uint8))
   shapes = [jax.eval_shape(
-      lambda e, m=few_shot.FewShotModel(config.model, way=way): m.init(
+      lambda e, m=build.model(config.model, way=way): m.init(
           {'params': jax.random.PRNGKey(0),
            'sampler': jax.random.PRNGKey(1)}, e, train=False), episode(way))
             for way in (2, 3, 7)]
@@ -245,7 +245,7 @@ def test_trained_vim_matches_the_model_on_the_same_frames(workdir, videos,
 def test_protonet_reads_t_frames_and_matches_the_model(videos):
   """Without a sampler the model reads T = 4 frames (random weights)."""
   config = _config()
-  model = few_shot.FewShotModel(config.model, way=4)
+  model = build.model(config.model, way=4)
   variables = model.init(
       {'params': jax.random.PRNGKey(3), 'sampler': jax.random.PRNGKey(4)},
       dict(support=np.zeros((4, 4, 16, 16, 3), np.uint8),

@@ -10,7 +10,7 @@ import pytest
 
 from configs import test as test_config
 from tests import helpers
-from vim_jax.models import few_shot
+from vim_jax.models import build
 from vim_jax.models import normalisation
 from vim_jax.weights import folder
 from vim_jax.weights import load
@@ -42,7 +42,7 @@ def _flat(tree):
 def test_protonet_of_a_backbone_is_the_few_shot_protonet():
   """The pretraining objective is ProtoNet's: same logits for same weights."""
   config = test_config.get_config()
-  model = few_shot.FewShotModel(config.model, way=config.data.way)
+  model = build.model(config.model, way=config.data.way)
   rng = np.random.default_rng(0)
   t, size = config.model.frames, config.data.frame_size
   way, shot, query = config.data.way, config.data.shot, config.data.query
@@ -99,7 +99,7 @@ def test_resolve_writes_folders_that_load_into_the_model(resolved):
     assert metadata['pretrain']['teacher'] == (
         None if kind == 'backbone' else paths['backbone'])
     assert 0.0 <= metadata['pretrain']['validation_accuracy'] <= 1.0
-  model = few_shot.FewShotModel(out.model, way=out.data.way)
+  model = build.model(out.model, way=out.data.way)
   episode = {k: jnp.zeros(v.shape, v.dtype) for k, v in dict(
       support=np.zeros((3, 6, 16, 16, 3), np.uint8),
       support_labels=np.arange(3, dtype=np.int32),

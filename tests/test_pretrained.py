@@ -20,6 +20,7 @@ from tests.test_convert_weights import torchvision_resnet18_shapes
 from tests.test_convert_weights import torchvision_shufflenet_x0_5_shapes
 from vim_jax import parallel
 from vim_jax import train as train_lib
+from vim_jax.models import build
 from vim_jax.models import few_shot
 from vim_jax.models import normalisation
 from vim_jax.models import resnet
@@ -157,7 +158,7 @@ def test_scan_and_backbone_weights_replace_only_their_subtrees(checkpoints):
 
 
 def _abstract_variables(config):
-  model = few_shot.FewShotModel(config.model, way=config.data.way)
+  model = build.model(config.model, way=config.data.way)
   episode = train_lib.example_episode(train_lib.episode_spec(config, 'train'))
   return jax.eval_shape(lambda: model.init(
       {'params': jax.random.key(0), 'sampler': jax.random.key(1)}, episode,
@@ -239,7 +240,7 @@ def test_caffe_backbone_sees_bgr_minus_mean():
   for kind in ('imagenet', 'caffe'):
     config = test_config.get_config()
     config.model.normalisation = kind
-    models[kind] = few_shot.FewShotModel(config.model, way=3)
+    models[kind] = build.model(config.model, way=3)
 
   def init(kind):
     return jax.eval_shape(lambda x: models[kind].init(

@@ -16,6 +16,7 @@ from PIL import Image
 from configs import default
 from vim_jax import steps
 from vim_jax.figures import sampler as figure_lib
+from vim_jax.models import build
 from vim_jax.models import sampler as sampler_lib
 from vim_jax.models import shufflenet
 from vim_jax.ops import frames as frames_ops
@@ -67,7 +68,7 @@ def _random_variables(shapes, seed=0):
 @functools.lru_cache(maxsize=None)
 def _setup(**overrides):
   """(module, variables, jitted eval apply, jitted train apply) per config."""
-  module = sampler_lib.VideoSampler(_config(**overrides), frames=T)
+  module = build.sampler(_config(**overrides), frames=T)
   support, labels, query = _episode()
   shapes = jax.eval_shape(lambda: module.init(
       {'params': jax.random.key(0)}, support, labels, query, train=False))
@@ -110,7 +111,7 @@ def _uniform_frames(videos):
 
 def test_parameters_follow_the_switches():
   def names(**overrides):
-    module = sampler_lib.VideoSampler(_config(**overrides), frames=T)
+    module = build.sampler(_config(**overrides), frames=T)
     shapes = jax.eval_shape(lambda: module.init(
         {'params': jax.random.key(0)}, *_episode(), train=False))
     return set(shapes['params'])
@@ -259,7 +260,7 @@ def test_spatial_prior_starts_at_the_identity_warp(spatial_prior):
   np.testing.assert_allclose(np.asarray(aux3['saliency']), 0.7 * a + 0.3,
                              atol=1e-6)
   by_hand = sampler_lib.amplify(jnp.asarray(uniform), jnp.asarray(
-      0.7 * a + 0.3), floor=module.config.saliency_floor)
+      0.7 * a + 0.3), floor=module.saliency_floor)
   np.testing.assert_allclose(np.asarray(mixed), np.asarray(by_hand),
                              atol=1e-4)
 

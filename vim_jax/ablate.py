@@ -128,14 +128,13 @@ def config_maker(config_file: str, shot=None, overrides=None):
 def describe(config) -> str:
   """What is on in a config, in the paper's module names."""
   # pylint: disable=g-import-not-at-top
-  from vim_jax.models import alignment as alignment_lib
+  from vim_jax.models import build
   from vim_jax.models import few_shot
-  from vim_jax.models import sampler as sampler_lib
   # pylint: enable=g-import-not-at-top
   model, train = config.model, config.train
   parts, at_test = [], []
   if few_shot.uses_sampler(model):
-    sampler = sampler_lib.VideoSampler(model.sampler, frames=model.frames)
+    sampler = build.sampler(model.sampler, frames=model.frames)
     names = ('TS', 'SA', 'Ada')
     on = sampler.switches(True)
     if model.sampler.method == 'vim':
@@ -147,7 +146,7 @@ def describe(config) -> str:
     at_test += [n for n, s, t in zip(names, on, sampler.switches(False))
                 if s and not t]
   if few_shot.uses_alignment(model):
-    alignment = alignment_lib.ActionAlignment(model.alignment, way=2)
+    alignment = build.alignment(model.alignment, way=2)
     names = ('TT', 'TR', 'SC')
     on, off = alignment.switches(True)[0], alignment.switches(False)[0]
     text = '+'.join(n for n, s in zip(names, on) if s)

@@ -21,6 +21,8 @@ import optax
 from vim_jax.ops import vectors
 
 INTER_ESTIMATORS = ('features', 'prediction')
+# What L_inter's gradient reaches (`train.inter_grad`; `steps.train_step`).
+INTER_GRADS = ('all', 'alignment')
 CLS_REDUCTIONS = ('mean', 'sum')
 
 

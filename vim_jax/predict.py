@@ -54,6 +54,7 @@ from input_pipeline import video_decode
 from vim_jax import train as train_lib
 from vim_jax.figures import episode as episode_figures
 from vim_jax.figures import sampler as sampler_figures
+from vim_jax.models import build
 from vim_jax.models import few_shot
 
 # Model fields that only choose initial weights: `pretrain.resolve` fills
@@ -260,7 +261,7 @@ def check_saved_config(config, workdir: str):
 def abstract_variables(config):
   """Shapes of the model's variables (no computation), for restoring."""
   spec = train_lib.episode_spec(config, 'test')
-  model = few_shot.FewShotModel(config.model, way=spec.way)
+  model = build.model(config.model, way=spec.way)
   keys = {'params': jax.random.PRNGKey(0), 'sampler': jax.random.PRNGKey(1)}
   shapes = jax.eval_shape(
       lambda e: model.init(keys, e, train=False),
@@ -358,7 +359,7 @@ class Predictor:
   def run_model(self, episode: dict, way: int) -> dict:
     """The model's outputs on an episode (train=False), as numpy arrays."""
     if way not in self._apply:
-      model = few_shot.FewShotModel(self.config.model, way=way)
+      model = build.model(self.config.model, way=way)
       self._apply[way] = jax.jit(
           lambda variables, e: model.apply(variables, e, train=False))
     return jax.tree.map(np.asarray, self._apply[way](self.variables, episode))

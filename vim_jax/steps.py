@@ -16,9 +16,7 @@ class TrainState(train_state.TrainState):
 
   Everything a resumed run needs; its leaves are arrays (orbax saves them by
   field name: step, params, opt_state, batch_stats, rng). `tx` is static and
-  `apply_fn` is None: the steps take the model as an argument, and a module
-  holding its config (a ConfigDict, unhashable) cannot sit in a jit's static
-  tree.
+  `apply_fn` is None: the steps take the model as an argument.
   """
   batch_stats: Any
   rng: jax.Array  # uint32 [2]: the base key; step keys are folded from it
@@ -94,6 +92,33 @@ def module_norms(grads, prefix):
           for name, tree in parts.items()}
 
 
+def routed_inter_outputs(model, variables, outputs, episode):
+  """L_inter's aligned side from a pass that trains the alignment only.
+
+  `train.inter_grad='alignment'`: the alignment and the metric run again
+  on the training pass's backbone maps behind a stop-gradient, with the
+  same SC perturbations ('alignment_key') and a head's parameters held
+  fixed, so that L_inter's gradient reaches the alignment's parameters
+  only. The values equal the first pass's 'logits' and 'aligned_query'.
+
+  Args:
+    model: the `FewShotModel`.
+    variables: its variables.
+    outputs: its training outputs on `episode` (with 'alignment_input').
+    episode: one episode.
+
+  Returns:
+    {'inter_logits': [V_q, N], 'inter_query': [V_q, N, T, D]}, which
+    `losses.total_loss` reads in place of 'logits' and 'aligned_query'.
+  """
+  logits, query, _ = model.apply(
+      variables, jax.lax.stop_gradient(outputs['alignment_input']),
+      episode['support_labels'], episode['support'].shape[0], train=True,
+      rng=outputs.get('alignment_key'), fixed_head=True,
+      method='aligned_logits')
+  return {'inter_logits': logits, 'inter_query': query}
+
+
 def train_step(state: TrainState, batch, *, model, train_config):
   """One update on this device's episodes [E, ...]; gradients mean over 'data'.
 
@@ -109,20 +134,21 @@ def train_step(state: TrainState, batch, *, model, train_config):
   keys = episode_keys(state.rng, batch['index'])
   # The routed second alignment pass only matters when L_inter is weighed
   # (its metric is the same value either way).
-  inter_grad = (train_config.inter_grad
-                if losses.term_weight(train_config, 'inter_loss') else 'all')
+  routed = bool(train_config.inter_grad == 'alignment'
+                and losses.term_weight(train_config, 'inter_loss'))
   # L_intra's inputs (a second scan of the amplified frames) only when it
   # is weighed.
   intra = bool(losses.term_weight(train_config, 'intra_loss'))
 
   def loss_fn(params, term=None):
     def one(episode, key):
+      variables = {'params': params, 'batch_stats': state.batch_stats}
       outputs, mutated = model.apply(
-          {'params': params, 'batch_stats': state.batch_stats}, episode,
-          train=True, sigma=sigma, prior=prior, inter_grad=inter_grad,
-          intra=intra,
-          rngs={'sampler': key},
-          mutable=['batch_stats'])
+          variables, episode, train=True, sigma=sigma, prior=prior,
+          intra=intra, rngs={'sampler': key}, mutable=['batch_stats'])
+      if routed and 'alignment_input' in outputs:
+        outputs.update(routed_inter_outputs(model, variables, outputs,
+                                            episode))
       loss, metrics = losses.total_loss(outputs, episode, train_config)
       if term is not None:
         loss = metrics[term] * losses.term_weight(train_config, term)
@@ -183,7 +209,7 @@ def eval_step(variables, batch, *, model):
                   index=episode['index'])
     if 'span' in episode:
       pos = used_frame_positions(outputs, episode['frame_pos'],
-                                 model.config.frames)
+                                 model.frames)
       span = episode['span']
       result['in_span'] = jnp.mean(
           (pos >= span[:, :1]) & (pos < span[:, 1:]))

@@ -37,6 +37,7 @@ from vim_jax import parallel
 from vim_jax import steps
 from vim_jax.figures import episode as episode_figures
 from vim_jax.figures import sampler as sampler_figures
+from vim_jax.models import build
 from vim_jax.models import few_shot
 from vim_jax.weights import load
 from vim_jax.weights import pretrain
@@ -89,12 +90,8 @@ def check_config(config, workdir: str, num_devices: int):
       raise ValueError(
           f'config.{field}={value} must be a multiple of the {num_devices} '
           'devices.')
-  few_shot.check_head(model)
-  if train.inter_grad not in few_shot.INTER_GRADS:
-    raise ValueError(
-        f'config.train.inter_grad={train.inter_grad!r} is not one of '
-        f'{few_shot.INTER_GRADS}.')
   for field, value, allowed in [
+      ('train.inter_grad', train.inter_grad, losses.INTER_GRADS),
       ('train.inter_estimator', train.inter_estimator,
        losses.INTER_ESTIMATORS),
       ('train.cls_reduction', train.cls_reduction, losses.CLS_REDUCTIONS)]:
@@ -114,6 +111,7 @@ def check_config(config, workdir: str, num_devices: int):
   if config.parallel not in parallel.KINDS:
     raise ValueError(
         f'config.parallel={config.parallel!r} is not one of {parallel.KINDS}.')
+  build.model(model, way=data.way)  # validates every config.model field
 
 
 def example_episode(spec: episodes_lib.EpisodeSpec) -> dict:
@@ -135,7 +133,7 @@ class Experiment:
   def __init__(self, config, runner: parallel.Runner):
     self.config = config
     self.runner = runner
-    self.model = few_shot.FewShotModel(config.model, way=config.data.way)
+    self.model = build.model(config.model, way=config.data.way)
     self.tx = steps.make_optimizer(config.train)
     self.sources = {}
     self._train_step = runner.compile(

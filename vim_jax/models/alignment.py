@@ -116,7 +116,6 @@ from typing import Any, NamedTuple, Optional, Tuple
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import ml_collections
 
 from vim_jax.models import protonet
 from vim_jax.models import switches
@@ -128,6 +127,8 @@ Dtype = Any
 # on (aux 'warps_at_bound', 'offsets_at_bound'): the runaway L_inter drives
 # TT and SC there (docs/results.md, Table 4).
 AT_BOUND = 0.99
+# The two chains of TR and SC (`config.model.alignment.order`, Table 14).
+ORDERS = ('temporal_first', 'spatial_first')
 
 
 def _identity_init(key, shape, dtype=jnp.float32):
@@ -326,11 +327,13 @@ def _pool(weights, maps, spec):
 class ActionAlignment(nn.Module):
   """Spatial-temporal action alignment of one episode (paper 3.4).
 
-  See the module docstring for the equations and the choices made. Config
-  fields (`config.model.alignment`): transform (TT), rearrange (TR), spatial
-  (SC), order, test_transform / test_rearrange / test_spatial (None: as in
-  training), channels, max_shift, perturbations, perturbation_scale; and,
-  optional, localisation_hidden (64) and offset_hidden (64).
+  See the module docstring for the equations and the choices made. The
+  fields are `config.model.alignment`'s of the same names (documented in
+  configs/default.py; `vim_jax.models.build.alignment` makes one from it):
+  transform (TT), rearrange (TR), spatial (SC), order, test_transform /
+  test_rearrange / test_spatial (None: as in training), channels,
+  max_shift, perturbations, perturbation_scale, locality, max_warp,
+  localisation_hidden and offset_hidden.
 
   Parameters exist for every module that is on in training OR at test time,
   whatever mode `init` runs in, so test-time isolation (Table 17) can switch a
@@ -346,27 +349,45 @@ class ActionAlignment(nn.Module):
   TR and SC in either order, and `_diagnostics` has the cost (Eq. 35).
 
   Attributes:
-    config: `config.model.alignment`.
     way: N.
     dtype: computation dtype (outputs are float32).
     param_dtype: parameter dtype.
   """
-  config: ml_collections.ConfigDict
   way: int
+  transform: bool = False
+  rearrange: bool = False
+  spatial: bool = False
+  order: str = 'temporal_first'
+  test_transform: Optional[bool] = None
+  test_rearrange: Optional[bool] = None
+  test_spatial: Optional[bool] = None
+  channels: int = 0
+  max_shift: float = 0.5
+  perturbations: int = 4
+  perturbation_scale: float = 0.1
+  locality: float = 1.0
+  max_warp: float = 0.5
+  localisation_hidden: int = 64
+  offset_hidden: int = 64
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
+
+  def __post_init__(self):
+    if self.order not in ORDERS:
+      raise ValueError(f'config.model.alignment.order={self.order!r} is not '
+                       f'one of {ORDERS}.')
+    super().__post_init__()
 
   def switches(self, train: bool):
     """((transform, rearrange, spatial) in force, (...) that need params)."""
     names = ('transform', 'rearrange', 'spatial')
-    return (tuple(switches.in_force(self.config, n, train) for n in names),
-            tuple(switches.ever_on(self.config, n) for n in names))
+    return (tuple(switches.in_force(self, n, train) for n in names),
+            tuple(switches.ever_on(self, n) for n in names))
 
   def perturbs(self, train: bool) -> bool:
     """Whether SC's offsets are perturbed (needs a key) in this mode."""
-    cfg = self.config
-    return bool(train and switches.in_force(cfg, 'spatial', train)
-                and cfg.perturbations > 0 and cfg.perturbation_scale > 0)
+    return bool(train and switches.in_force(self, 'spatial', train)
+                and self.perturbations > 0 and self.perturbation_scale > 0)
 
   def _pool_pairs(self, raw_offsets, size, train, rng):
     """Pooling weights of the support (+o) and query (-o) for every pair.
@@ -381,16 +402,15 @@ class ActionAlignment(nn.Module):
       offsets [V_q, N, T, 2] in cells, weights_s and weights_q
       [V_q, N, T, h, w] (means over the unperturbed and perturbed offsets).
     """
-    cfg = self.config
     side = jnp.array(size, jnp.float32)  # [2] cells per map side (h, w)
-    offsets = raw_offsets * (cfg.max_shift * side)  # [V_q, N, T, 2] cells
+    offsets = raw_offsets * (self.max_shift * side)  # [V_q, N, T, 2] cells
     every = offsets[None]  # [1 + P, V_q, N, T, 2]
     if self.perturbs(train):
       if rng is None:
         rng = self.make_rng('sampler')
-      noise = jax.random.normal(rng, (cfg.perturbations,) + offsets.shape)
+      noise = jax.random.normal(rng, (self.perturbations,) + offsets.shape)
       every = jnp.concatenate(
-          [every, offsets + noise * (cfg.perturbation_scale * side)])
+          [every, offsets + noise * (self.perturbation_scale * side)])
     weights_s = pooling_weights(every, size).mean(0)
     weights_q = pooling_weights(-every, size).mean(0)
     return offsets, weights_s, weights_q
@@ -427,25 +447,22 @@ class ActionAlignment(nn.Module):
       affine in the support maps with weights summing to 1, so the class
       mean of these is `prototype_aligned` (exactly, up to rounding).
     """
-    cfg = self.config
-    if cfg.order not in ('temporal_first', 'spatial_first'):
-      raise ValueError(f'Unknown alignment order {cfg.order!r}.')
     (transform, rearrange, coordinate), needed = self.switches(train)
     v_s = support.shape[0]
     maps = jnp.concatenate([support, query]).astype(self.dtype)  # [V,T,h,w,C]
-    if cfg.channels:
-      maps = nn.Dense(cfg.channels, dtype=self.dtype,
+    if self.channels:
+      maps = nn.Dense(self.channels, dtype=self.dtype,
                       param_dtype=self.param_dtype, name='reduce')(maps)
     pooled = maps.mean(axis=(2, 3))  # [V, T, D]
     unaligned = self._episode(pooled, support_labels, v_s, False)
     units = (
-        TemporalLocaliser(cfg.localisation_hidden, max_warp=cfg.max_warp,
+        TemporalLocaliser(self.localisation_hidden, max_warp=self.max_warp,
                           dtype=self.dtype, param_dtype=self.param_dtype,
                           name='localiser'),
-        TemporalRearrangement(maps.shape[-1], locality=cfg.locality,
+        TemporalRearrangement(maps.shape[-1], locality=self.locality,
                               dtype=self.dtype, param_dtype=self.param_dtype,
                               name='rearrange'),
-        OffsetPredictor(cfg.offset_hidden, dtype=self.dtype,
+        OffsetPredictor(self.offset_hidden, dtype=self.dtype,
                         param_dtype=self.param_dtype, name='offsets'))
     if self.is_initializing():
       self._init_other_mode(units, (transform, rearrange, coordinate),
@@ -457,7 +474,7 @@ class ActionAlignment(nn.Module):
     pooled = self._episode(pooled, support_labels, v_s, support_videos)
     if coordinate:
       maps = self._episode(maps, support_labels, v_s, support_videos)
-    order = (self._temporal_first if cfg.order == 'temporal_first'
+    order = (self._temporal_first if self.order == 'temporal_first'
              else self._spatial_first)
     aligned, attention, raw_offsets, offsets = order(
         rearranger if rearrange else None, predictor if coordinate else None,
@@ -656,7 +673,7 @@ class ActionAlignment(nn.Module):
     # Which bounded outputs sit at their bound (within 1 %).
     warps_at_bound = jnp.any(
         jnp.abs(warp - jnp.array([1.0, 0.0], jnp.float32))
-        >= AT_BOUND * self.config.max_warp, -1)  # [V]
+        >= AT_BOUND * self.max_warp, -1)  # [V]
     offsets_at_bound = jnp.any(jnp.abs(raw_offsets) >= AT_BOUND, -1)
     return dict(
         warp=warp, attention=attention, offsets=offsets, cost=cost,

@@ -7,24 +7,20 @@ ProtoNet's frame-wise cosine or one of the heads of OTAM, TRX and HyRSM
 the head compares each class's aligned query with that class's support
 videos as aligned; `heads.py`, `compare`).
 """
-from typing import Any
+from typing import Any, Optional
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import ml_collections
 
 from vim_jax.models import alignment as alignment_lib
 from vim_jax.models import heads as heads_lib
 from vim_jax.models import normalisation as normalisation_lib
 from vim_jax.models import protonet
-from vim_jax.models import resnet
 from vim_jax.models import sampler as sampler_lib
 from vim_jax.models import switches
 from vim_jax.ops import frames as frames_ops
 
-# What L_inter's gradient reaches (`config.train.inter_grad`; `__call__`).
-INTER_GRADS = ('all', 'alignment')
 # Metric heads (`config.model.head`) besides ProtoNet's frame-wise cosine.
 HEADS = {'otam': heads_lib.OTAMHead, 'trx': heads_lib.TRXHead,
          'hyrsm': heads_lib.HyRSMHead}
@@ -61,43 +57,26 @@ def check_head(model_config):
 class FewShotModel(nn.Module):
   """Classifies an episode's queries against its support.
 
-  Attributes:
-    config: `config.model`.
-    way: N, classes per episode.
-  """
-  config: ml_collections.ConfigDict
-  way: int
+  `vim_jax.models.build.model` makes one from `config.model`.
 
-  def setup(self):
-    dtype = jnp.dtype(self.config.dtype)
-    kwargs = dict(width=self.config.backbone_width, dtype=dtype,
-                  stride_in_1x1=self.config.stride_in_1x1,
-                  bn_epsilon=self.config.bn_epsilon)
-    normalisation = self.config.normalisation
-    if normalisation == 'imagenet':
-      self.backbone = resnet.build_backbone(self.config.backbone, **kwargs)
-    elif normalisation == 'caffe':
-      # Frames arrive ImageNet-normalised (the scan net's convention); Keras
-      # weights get theirs, under the same parameter tree.
-      self.backbone = normalisation_lib.BackboneInput(
-          resnet.build_backbone(self.config.backbone, parent=None, **kwargs))
-    else:
-      raise ValueError(f'config.model.normalisation={normalisation!r} is not '
-                       f'one of {normalisation_lib.KINDS}.')
-    if uses_sampler(self.config):
-      self.sampler = sampler_lib.VideoSampler(
-          self.config.sampler, frames=self.config.frames, dtype=dtype)
-    if uses_alignment(self.config):
-      self.alignment = alignment_lib.ActionAlignment(
-          self.config.alignment, way=self.way, dtype=dtype)
-    head = self.config.get('head', 'protonet')
-    if head != 'protonet':
-      check_head(self.config)
-      kwargs = dict(self.config.get('head_kwargs') or {})
-      if head != 'otam':
-        kwargs['dtype'] = dtype
-      self.head = HEADS[head](way=self.way,
-                              logit_scale=self.config.logit_scale, **kwargs)
+  Attributes:
+    way: N, classes per episode.
+    backbone: frames [B, H, W, 3] -> maps [B, h, w, C].
+    frames: T, frames per video the backbone sees.
+    logit_scale: the metric's logit scale.
+    dtype: computation dtype of the frames.
+    sampler: the `VideoSampler`, or None (uniform frames).
+    alignment: the `ActionAlignment`, or None.
+    head: a metric head of `HEADS`, or None (ProtoNet's frame-wise cosine).
+  """
+  way: int
+  backbone: nn.Module
+  frames: int
+  logit_scale: float = 1.0
+  dtype: Any = jnp.float32
+  sampler: Optional[sampler_lib.VideoSampler] = None
+  alignment: Optional[alignment_lib.ActionAlignment] = None
+  head: Optional[nn.Module] = None
 
   def embed(self, videos, *, train):
     """Backbone feature maps of every frame: [V, T, H, W, 3] -> [V, T, h, w, C]."""
@@ -108,14 +87,13 @@ class FewShotModel(nn.Module):
 
   def select_frames(self, videos):
     """Uniform sampling: T of the M dense frames at the segment centres."""
-    m, t = videos.shape[1], self.config.frames
+    m, t = videos.shape[1], self.frames
     if m == t:
       return videos
     return videos[:, frames_ops.dense_frame_indices(m, t)]
 
   def __call__(self, episode: dict[str, Any], *, train: bool,
-               sigma: float = 0.0, prior: float = 0.0,
-               inter_grad: str = 'all', intra: bool = False):
+               sigma: float = 0.0, prior: float = 0.0, intra: bool = False):
     """Runs one episode.
 
     Args:
@@ -125,13 +103,6 @@ class FewShotModel(nn.Module):
       sigma: noise scale of the perturbed top-k (used by the sampler).
       prior: weight of the sampler's uniform prior on the TS scores (training
         only; `steps.prior_schedule`).
-      inter_grad: `config.train.inter_grad`. With 'alignment' (and an
-        alignment) the outputs also hold 'inter_logits' and 'inter_query':
-        the aligned logits and query features again, from the alignment run
-        a second time, with the same SC perturbations, on stop-gradient
-        backbone maps (and a head's parameters held fixed), so that
-        L_inter's gradient reaches the alignment's parameters only
-        (`losses.total_loss`).
       intra: compute L_intra's inputs 'intra_logits' (with a sampler): the
         scan features of the frames the sampler produced, amplified ones
         rescanned (`VideoSampler`'s `rescan`), against the dense frames'.
@@ -145,18 +116,19 @@ class FewShotModel(nn.Module):
       the alignment 'unaligned_logits' [V_q, N] (the metric on the
       backbone's features, as without the alignment) and 'aligned_query'
       [V_q, N, T, D] (the unaligned query features are
-      outputs['alignment']['query_unaligned']).
+      outputs['alignment']['query_unaligned']). In training, with the
+      alignment, also 'alignment_input' (the backbone maps [V, T, h, w, C]
+      it aligned) and, where SC is perturbed, 'alignment_key' (the
+      perturbations' key): what a second pass of `aligned_logits` needs to
+      repeat the first (`steps.routed_inter_outputs`).
     """
-    if inter_grad not in INTER_GRADS:
-      raise ValueError(f'inter_grad={inter_grad!r} (config.train.inter_grad) '
-                       f'is not one of {INTER_GRADS}.')
     num_support = episode['support'].shape[0]
     labels = episode['support_labels']
     videos, outputs = self._input_frames(episode, train=train, sigma=sigma,
                                          prior=prior, intra=intra)
     maps = self.embed(videos, train=train)  # [V, T, h, w, C]
     features = maps.mean(axis=(2, 3))  # [V, T, C]
-    if uses_sampler(self.config):
+    if self.sampler is not None:
       # The scan features of the frames the backbone saw, for
       # `losses.scan_distillation`; the selection is fixed there (the
       # distillation trains the scan net, not TS).
@@ -165,15 +137,14 @@ class FewShotModel(nn.Module):
           'vtm,vmc->vtc', jax.lax.stop_gradient(aux['indicators']),
           aux['scan_frames'], precision=jax.lax.Precision.HIGHEST)
       outputs['distill_frames'] = (scan_frames, features)
-    if self.config.get('head', 'protonet') != 'protonet':
+    if self.head is not None:
       unaligned = self.head(features[:num_support], labels,
                             features[num_support:], train=train)
     else:
       unaligned = self._logits(features, labels, num_support)
-    if uses_alignment(self.config):
+    if self.alignment is not None:
       outputs.update(self._alignment_outputs(
-          maps, labels, num_support, unaligned, train=train,
-          inter_grad=inter_grad))
+          maps, labels, num_support, unaligned, train=train))
     else:
       outputs['logits'] = unaligned
     return outputs
@@ -188,8 +159,8 @@ class FewShotModel(nn.Module):
       [V, T, H, W, 3] normalised frames, and the first outputs: with the
       sampler its aux in 'sampler' and, with `intra`, 'intra_logits'.
     """
-    dtype = jnp.dtype(self.config.dtype)
-    if not uses_sampler(self.config):
+    dtype = jnp.dtype(self.dtype)
+    if self.sampler is None:
       videos = jnp.concatenate([episode['support'], episode['query']], 0)
       return normalisation_lib.normalise(self.select_frames(videos), dtype), {}
     num_support = episode['support'].shape[0]
@@ -206,28 +177,25 @@ class FewShotModel(nn.Module):
       # logits can be.
       outputs['intra_logits'] = tuple(
           self._logits(outputs['sampler'][key][:, None], labels,
-                       num_support, scale=self.config.frames)
+                       num_support, scale=self.frames)
           for key in ('scan_dense', 'scan_selected'))
     return jnp.concatenate([support, query], 0), outputs
 
   def _alignment_outputs(self, maps, labels, num_support, unaligned, *,
-                         train, inter_grad):
+                         train):
     """'logits', 'aligned_query' and 'alignment' from the alignment, the
-    metric's 'unaligned_logits' (L_inter's reference) and, with
-    `inter_grad='alignment'`, the routed pass's 'inter_logits' and
-    'inter_query' (see `__call__`)."""
+    metric's 'unaligned_logits' (L_inter's reference) and, in training,
+    'alignment_input' and 'alignment_key' (see `__call__`)."""
     outputs = {}
-    # One key for both passes: the routed pass perturbs SC alike.
     rng = self.make_rng('sampler') if self.alignment.perturbs(train) else None
     (outputs['logits'], outputs['aligned_query'],
      outputs['alignment']) = self.aligned_logits(
          maps, labels, num_support, train=train, rng=rng)
     outputs['unaligned_logits'] = unaligned
-    if inter_grad == 'alignment':
-      outputs['inter_logits'], outputs['inter_query'], _ = (
-          self.aligned_logits(jax.lax.stop_gradient(maps), labels,
-                              num_support, train=train, rng=rng,
-                              fixed_head=True))
+    if train:
+      outputs['alignment_input'] = maps
+      if rng is not None:
+        outputs['alignment_key'] = rng
     return outputs
 
   def aligned_logits(self, maps, labels, num_support, *, train, rng=None,
@@ -247,19 +215,18 @@ class FewShotModel(nn.Module):
       train: training mode.
       rng: the SC perturbations' key (`ActionAlignment`).
       fixed_head: the head's parameters behind a stop-gradient (the routed
-        L_inter pass of `inter_grad='alignment'`, which trains the
-        alignment's parameters only).
+        L_inter pass of `train.inter_grad='alignment'`, which trains the
+        alignment's parameters only: `steps.routed_inter_outputs`).
 
     Returns:
       logits [V_q, N], query_aligned [V_q, N, T, D], the alignment's aux.
     """
-    head = self.config.get('head', 'protonet')
     query_aligned, prototypes, aux = self.alignment(
         maps[:num_support], labels, maps[num_support:], train=train, rng=rng,
-        support_videos=head != 'protonet')
-    if head == 'protonet':
+        support_videos=self.head is not None)
+    if self.head is None:
       distance = protonet.frame_cosine_distance(query_aligned, prototypes)
-      return -self.config.logit_scale * distance, query_aligned, aux
+      return -self.logit_scale * distance, query_aligned, aux
     support = aux.pop('support_aligned')
     if fixed_head:
       variables = jax.lax.stop_gradient(self.head.variables)
@@ -275,4 +242,4 @@ class FewShotModel(nn.Module):
     features = features.astype(jnp.float32)
     return protonet.protonet_logits(
         features[:num_support], labels, features[num_support:], self.way,
-        self.config.logit_scale * scale)
+        self.logit_scale * scale)

@@ -152,12 +152,11 @@ Parameter tree (under the module's name):
   generator_t                Dense(task_dim -> hidden), with adaptation and TS
   generator_s                Dense(task_dim -> c), with adaptation and SA
 """
-from typing import Any, NamedTuple
+from typing import Any, Mapping, NamedTuple, Optional
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 
 from vim_jax.models import shufflenet
@@ -398,25 +397,49 @@ class VideoSampler(nn.Module):
   and `_rescan` (3.3.3 SA) and `_task_adaptive_learner` (3.3.4, which runs
   before TS and SA: it makes their weights w2 and w_s).
 
+  The fields are `config.model.sampler`'s of the same names (documented in
+  configs/default.py; `vim_jax.models.build.sampler` makes one from it), and:
+
   Attributes:
-    config: `config.model.sampler` (see configs/default.py). An optional
-      field `scan_kwargs` (a dict of `ShuffleNetV2` fields) overrides the
-      network that `scan_net` names, e.g. a tiny one for tests.
     frames: T, frames selected per video.
+    scan_kwargs: `ShuffleNetV2` fields that override the network `scan_net`
+      names, e.g. a tiny one for tests.
     dtype: computation dtype of the scan network and of the output frames.
     param_dtype: parameter dtype.
   """
-  config: ml_collections.ConfigDict
   frames: int
+  method: str = 'vim'
+  temporal: bool = True
+  spatial: bool = True
+  adaptive: bool = True
+  test_temporal: Optional[bool] = None
+  test_spatial: Optional[bool] = None
+  test_adaptive: Optional[bool] = None
+  scan_net: str = 'shufflenet_v2_x0_5'
+  scan_size: int = 64
+  scan_kwargs: Optional[Mapping[str, Any]] = None
+  num_samples: int = 500
+  straight_through: bool = False
+  detach_scan: bool = False
+  hidden: int = 128
+  task_dim: int = 128
+  saliency_floor: float = 0.05
+  spatial_prior: bool = False
+  position_embedding: bool = True
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
+  def __post_init__(self):
+    if self.method not in METHODS:
+      raise ValueError(f'config.model.sampler.method={self.method!r} is not '
+                       f'one of {METHODS}.')
+    super().__post_init__()
+
   def switches(self, train: bool):
     """(temporal, spatial, adaptive) in force for this mode."""
-    cfg = self.config
-    if not cfg.enabled or cfg.method != 'vim':
+    if self.method != 'vim':
       return False, False, False
-    return tuple(switches.in_force(cfg, name, train)
+    return tuple(switches.in_force(self, name, train)
                  for name in ('temporal', 'spatial', 'adaptive'))
 
   def _units(self, train: bool) -> _Units:
@@ -478,9 +501,6 @@ class VideoSampler(nn.Module):
       'scan_selected' [V, c] (see `rescan`).
     """
     del support_labels
-    if self.config.method not in METHODS:
-      raise ValueError(f'Unknown sampler method {self.config.method!r}; one '
-                       f'of {METHODS}.')
     temporal, spatial, adaptive = self.switches(train)
     units = self._units(train)
     num_support = support.shape[0]
@@ -522,16 +542,15 @@ class VideoSampler(nn.Module):
       videos: [V, M, H, W, 3] frames, resized to `scan_size` for f.
       train: batch statistics in f's BatchNorm.
     """
-    cfg = self.config
     # Built unbound (parent=None), then adopted as 'scan' with the optional
     # field overrides (build_scan_network's `name` is the network's name).
     net = shufflenet.build_scan_network(
-        cfg.scan_net, dtype=self.dtype, param_dtype=self.param_dtype,
+        self.scan_net, dtype=self.dtype, param_dtype=self.param_dtype,
         parent=None).clone(
-            parent=self, name='scan', **dict(cfg.get('scan_kwargs') or {}))
+            parent=self, name='scan', **dict(self.scan_kwargs or {}))
     v, m = videos.shape[:2]
     small = _resize(videos.reshape((v * m,) + videos.shape[2:]).astype(
-        self.dtype), cfg.scan_size)
+        self.dtype), self.scan_size)
     maps = net(small, train=train)
     maps = maps.reshape((v, m) + maps.shape[1:]).astype(
         jnp.float32)  # [V, M, h, w, c]
@@ -540,7 +559,7 @@ class VideoSampler(nn.Module):
     # What TS, SA and the task learner read: behind a stop-gradient with
     # `detach_scan` (the scan net then learns from the distillation and
     # L_intra only, which keep `pooled`'s and `dense`'s gradient).
-    read = jax.lax.stop_gradient if cfg.get('detach_scan') else lambda x: x
+    read = jax.lax.stop_gradient if self.detach_scan else lambda x: x
     return _Scan(net, read(maps), pooled, dense, read(pooled), read(dense))
 
   def _task_adaptive_learner(self, support_features, units, *, adaptive,
@@ -560,12 +579,11 @@ class VideoSampler(nn.Module):
     Returns:
       w2 [hidden] and w_s [c], each None where no unit makes it.
     """
-    cfg = self.config
     c = support_features.shape[-1]
     w2 = w_s = None
     if units.encoder:
       mu, log_var = TaskEncoder(
-          cfg.task_dim, dtype=self.dtype, param_dtype=self.param_dtype,
+          self.task_dim, dtype=self.dtype, param_dtype=self.param_dtype,
           name='task_encoder')(support_features)
       task = mu  # eps = 0 at evaluation
       if train and adaptive:
@@ -573,7 +591,7 @@ class VideoSampler(nn.Module):
         task = mu + jnp.exp(log_var / 2) * eps  # [task_dim], Eq. 13
       if units.gen_t:  # Eq. 14
         w2 = vectors.l2_normalise(nn.Dense(
-            cfg.hidden, param_dtype=self.param_dtype,
+            self.hidden, param_dtype=self.param_dtype,
             name='generator_t')(task))  # [hidden], float32
         self.sow('intermediates', 'w2', w2)
       if units.gen_s:
@@ -582,7 +600,7 @@ class VideoSampler(nn.Module):
         self.sow('intermediates', 'w_s', w_s)
     if units.w2:
       plain = self.param('evaluator_w2', nn.initializers.lecun_normal(),
-                         (cfg.hidden, 1), self.param_dtype)[:, 0]
+                         (self.hidden, 1), self.param_dtype)[:, 0]
       w2 = w2 if adaptive else plain
     if units.w_s:
       plain = self.param('saliency_w_s', nn.initializers.constant(c ** -0.5),
@@ -605,7 +623,6 @@ class VideoSampler(nn.Module):
     Returns:
       [V, M] scores in [0, 1] (zeros without TS).
     """
-    cfg = self.config
     read = scan.read  # [V, M, c]
     v, m, c = read.shape
     scores = jnp.zeros((v, m), jnp.float32)
@@ -615,12 +632,12 @@ class VideoSampler(nn.Module):
         [read, jnp.broadcast_to(scan.read_video[:, None], read.shape)], -1)
     # Eq. 1 adds PE(i) as is; here it is scaled by a learned scalar that
     # starts at 0, or left out (see the module docstring).
-    if cfg.position_embedding:
+    if self.position_embedding:
       pe_scale = self.param('position_scale', nn.initializers.zeros, (),
                             self.param_dtype)
       x = x + pe_scale * position_embedding(m, 2 * c)  # [V, M, 2c], Eq. 1
     hidden = nn.relu(nn.Dense(
-        cfg.hidden, dtype=self.dtype, param_dtype=self.param_dtype,
+        self.hidden, dtype=self.dtype, param_dtype=self.param_dtype,
         name='evaluator_w1')(x)).astype(jnp.float32)  # [V, M, hidden]
     if temporal:
       raw = jnp.einsum('vmd,d->vm', hidden, w2.astype(jnp.float32))
@@ -647,24 +664,23 @@ class VideoSampler(nn.Module):
       train: perturbed top-k.
       sigma: its noise scale.
     """
-    cfg = self.config
     v, m = scores.shape
     t = self.frames
     soft = False
     if temporal and train:
       keys = jax.random.split(self.make_rng('sampler'), v)
-      topk = (topk_ops.straight_through_topk if cfg.straight_through
+      topk = (topk_ops.straight_through_topk if self.straight_through
               else topk_ops.perturbed_topk)
       indicators = jax.vmap(
           lambda s, key: topk(
-              s, t, num_samples=cfg.num_samples, sigma=sigma, rng=key))(
+              s, t, num_samples=self.num_samples, sigma=sigma, rng=key))(
                   scores, keys)  # [V, T, M]
       indices = jnp.argmax(indicators, -1).astype(jnp.int32)
       soft = True
     elif temporal:
       indicators = topk_ops.hard_topk(scores, t)
       indices = jnp.argmax(indicators, -1).astype(jnp.int32)
-    elif cfg.enabled and cfg.method == 'mgsampler':
+    elif self.method == 'mgsampler':
       indices = motion_indices(maps, t)
       scores = minmax_normalise(frame_motion(maps), axis=1)
       indicators = jax.nn.one_hot(indices, m, dtype=jnp.float32)
@@ -689,16 +705,15 @@ class VideoSampler(nn.Module):
       saliency [V, T, h, w] in [0, 1] and the amplified frames
       [V, T, H, W, 3] float32.
     """
-    cfg = self.config
     maps_sel = _select(maps, selection.indicators, selection.indices,
                        selection.soft)  # [V, T, h, w, c]
     raw = channel_attention_saliency(maps_sel, w_s)  # [V, T, h, w]
     saliency = minmax_normalise(raw, axis=(2, 3))
-    if train and cfg.spatial_prior:
+    if train and self.spatial_prior:
       # The prior's spatial half: a constant map is the identity warp.
       saliency = (1.0 - prior) * saliency + prior
     frames = amplify(frames.astype(jnp.float32), saliency,
-                     floor=cfg.saliency_floor)
+                     floor=self.saliency_floor)
     return saliency, frames
 
   def _rescan(self, net, frames, train):
@@ -706,7 +721,7 @@ class VideoSampler(nn.Module):
     the scan net f (`_Scan.net`) on them, pooled over space and time."""
     v, t = frames.shape[:2]
     amplified = net(_resize(frames.reshape((v * t,) + frames.shape[2:]),
-                            self.config.scan_size).astype(self.dtype),
+                            self.scan_size).astype(self.dtype),
                     train=train)
     return amplified.astype(jnp.float32).mean((1, 2)).reshape(
         v, t, -1).mean(1)
