@@ -168,6 +168,10 @@ def get_config(arg=None):
   train.momentum = 0.9  # the paper says "SGD"; momentum is our choice
   train.weight_decay = 5e-4
   train.grad_clip_norm = 0.0  # clip gradients to this global norm; 0: off
+  # Per-module learning rates: 'PATH=SCALE,...' multiplies the updates of the
+  # parameters at or under each '/'-joined path (e.g.
+  # 'sampler/evaluator_w1=0.1'); '' (the paper): one lr for all.
+  train.lr_scales = ''
   train.sigma = 0.1  # perturbed top-k noise scale
   train.sigma_decay = 0.8
   train.sigma_decay_every = 2000 * 200 // 16

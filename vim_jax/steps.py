@@ -48,13 +48,69 @@ def prior_schedule(train_config, step):
   return jnp.clip(1.0 - step / steps, 0.0, 1.0)
 
 
+def parse_lr_scales(text: str) -> dict[str, float]:
+  """`train.lr_scales`, 'PATH=SCALE,...', as {PATH: SCALE}.
+
+  PATH is a parameter path joined by '/' ('sampler/evaluator_w1'): every
+  parameter at or under it.
+
+  Raises:
+    ValueError: naming the item that is not PATH=SCALE with a number
+      SCALE >= 0.
+  """
+  scales = {}
+  for item in filter(None, (part.strip() for part in text.split(','))):
+    path, sep, value = item.partition('=')
+    try:
+      scale = float(value) if sep and path.strip() else -1.0
+    except ValueError:
+      scale = -1.0
+    if scale < 0:
+      raise ValueError(f'config.train.lr_scales: {item!r} is not '
+                       'PATH=SCALE with SCALE >= 0.')
+    scales[path.strip().strip('/')] = scale
+  return scales
+
+
+def scale_by_path(scales: dict[str, float]) -> optax.GradientTransformation:
+  """Multiplies the updates of the parameters at or under each path by its
+  scale (the longest matching path wins): a per-module learning rate.
+
+  `init` raises a ValueError naming a path that matches no parameter.
+  """
+  def factor(path):
+    name = '/'.join(str(getattr(key, 'key', key)) for key in path)
+    best = max((p for p in scales if name == p or name.startswith(p + '/')),
+               key=len, default=None)
+    return 1.0 if best is None else scales[best]
+
+  def init(params):
+    names = ['/'.join(str(getattr(k, 'key', k)) for k in path)
+             for path, _ in jax.tree_util.tree_leaves_with_path(params)]
+    for p in scales:
+      if not any(n == p or n.startswith(p + '/') for n in names):
+        raise ValueError(f'config.train.lr_scales: {p!r} is no parameter '
+                         "path of the model (e.g. 'sampler/evaluator_w1').")
+    return optax.EmptyState()
+
+  def update(updates, state, params=None):
+    del params
+    return jax.tree_util.tree_map_with_path(
+        lambda path, u: u if factor(path) == 1.0 else u * factor(path),
+        updates), state
+  return optax.GradientTransformation(init, update)
+
+
 def make_optimizer(train_config) -> optax.GradientTransformation:
-  """SGD with momentum, weight decay and optional global-norm clipping."""
+  """SGD with momentum, weight decay and optional global-norm clipping,
+  and per-module learning-rate scales (`train.lr_scales`)."""
   clip = ([optax.clip_by_global_norm(train_config.grad_clip_norm)]
           if train_config.grad_clip_norm > 0 else [])
+  scales = parse_lr_scales(train_config.get('lr_scales', ''))
   return optax.chain(
       *clip, optax.add_decayed_weights(train_config.weight_decay),
-      optax.sgd(lr_schedule(train_config), momentum=train_config.momentum))
+      optax.sgd(lr_schedule(train_config), momentum=train_config.momentum),
+      *([scale_by_path(scales)] if scales else []))
 
 
 def init_state(model, tx, example_episode, seed: int) -> TrainState:

@@ -279,6 +279,7 @@ def pretrain_network(config, kind: str, sources, out_dir: str,
   params, batch_stats = variables['params'], variables['batch_stats']
   train_config = ml_collections.ConfigDict(config.train.to_dict())
   train_config.num_steps = p.steps
+  train_config.lr_scales = ''  # paths of the few-shot model, not of these
   tx = steps_lib.make_optimizer(train_config)
   opt_state = tx.init(params)
 
