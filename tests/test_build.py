@@ -1,28 +1,14 @@
 """vim_jax.models.build: every config setting reaches its module field."""
-import pathlib
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from ml_collections import config_flags
-from absl import flags
 
 from configs import vim as vim_config
+from tests.test_configs import CONFIGS
+from tests.test_configs import _parse
 from vim_jax.models import build
 from vim_jax.models import normalisation
-
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-CONFIGS = sorted(p for p in (ROOT / 'configs').glob('*.py')
-                 if p.name != '__init__.py')
-
-
-def _load(path):
-  values = flags.FlagValues()
-  config_flags.DEFINE_config_file('config', None, 'c', flag_values=values,
-                                  sys_argv=['prog', f'--config={path}'])
-  values(['prog', f'--config={path}'])
-  return values.config
 
 
 def _expect(value):
@@ -32,7 +18,7 @@ def _expect(value):
 @pytest.mark.parametrize('path', CONFIGS, ids=lambda p: p.name)
 def test_every_setting_of_every_config_reaches_its_field(path):
   """Read back from the built modules, key by key of the config sections."""
-  model_config = _load(path).model
+  model_config = _parse([f'--config={path}']).model
   model_config.sampler.enabled = True
   model_config.alignment.transform = True
   sampler = build.sampler(model_config.sampler, frames=model_config.frames)
