@@ -16,6 +16,7 @@ import pytest
 
 from configs import test as test_config
 from configs import vim as vim_config
+from tests.test_losses import maps_config
 from tests.test_losses import random_variables
 from tests.test_parallel import _batches
 from vim_jax import ablate
@@ -437,3 +438,21 @@ def test_gradient_norms_per_module_and_term():
   assert m['grad_distill_loss_sampler'] == 0.0
   assert m['grad_distill_loss_scan'] > 0
   assert m['grad_inter_loss_alignment'] > 0
+
+
+@pytest.mark.parametrize('inter_grad', ['all', 'alignment'])
+def test_the_training_step_routes_l_inter(inter_grad):
+  """train.inter_grad through the whole training step: L_inter's gradient
+  reaches the backbone under the alignment with 'all' and nothing but the
+  alignment with 'alignment' (the step's second pass), at the same loss."""
+  config = maps_config('alignment_inter')
+  config.train.episodes_per_step = config.eval.episodes_per_step = 1
+  config.train.term_grad_norms = True
+  config.train.inter_grad = inter_grad
+  _, metrics, _ = _train(config, jax.devices()[:1], 1)
+  m = metrics[0]
+  assert m['grad_inter_loss_alignment'] > 1e-6
+  if inter_grad == 'alignment':
+    assert m['grad_inter_loss_backbone'] == 0.0
+  else:
+    assert m['grad_inter_loss_backbone'] > 1e-6
