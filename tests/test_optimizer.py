@@ -1,4 +1,4 @@
-"""steps.make_optimizer: SGD, weight decay, clipping and per-module lr scales."""
+"""steps.make_optimizer: per-module learning-rate scales (train.lr_scales)."""
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -56,18 +56,16 @@ def test_scaled_updates_are_the_plain_ones_times_the_longest_path_scale():
       lr_scales='sampler=0.5,sampler/evaluator_w1=0.1,backbone/conv=0'),
                     params, grads)
   for before, after in zip(plain, scaled):
-    np.testing.assert_allclose(after['sampler']['evaluator_w1']['kernel'],
-                               0.1 * before['sampler']['evaluator_w1']['kernel'],
-                               rtol=1e-6)
-    np.testing.assert_allclose(after['sampler']['evaluator_w1']['bias'],
-                               0.1 * before['sampler']['evaluator_w1']['bias'],
-                               rtol=1e-6)
+    for part in ('kernel', 'bias'):
+      np.testing.assert_allclose(
+          after['sampler']['evaluator_w1'][part],
+          0.1 * before['sampler']['evaluator_w1'][part], rtol=1e-6)
     np.testing.assert_allclose(after['sampler']['evaluator_w2'],
                                0.5 * before['sampler']['evaluator_w2'],
                                rtol=1e-6)
-    np.testing.assert_allclose(after['sampler']['scan']['conv']['kernel'],
-                               0.5 * before['sampler']['scan']['conv']['kernel'],
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        after['sampler']['scan']['conv']['kernel'],
+        0.5 * before['sampler']['scan']['conv']['kernel'], rtol=1e-6)
     np.testing.assert_array_equal(after['backbone']['conv']['kernel'], 0.0)
 
 
