@@ -4,6 +4,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import optax
+from flax import traverse_util
 from flax.training import train_state
 
 from vim_jax import losses
@@ -78,26 +79,23 @@ def scale_by_path(scales: dict[str, float]) -> optax.GradientTransformation:
 
   `init` raises a ValueError naming a path that matches no parameter.
   """
-  def factor(path):
-    name = '/'.join(str(getattr(key, 'key', key)) for key in path)
-    best = max((p for p in scales if name == p or name.startswith(p + '/')),
-               key=len, default=None)
-    return 1.0 if best is None else scales[best]
+  def matches(name):
+    return [p for p in scales if name == p or name.startswith(p + '/')]
 
   def init(params):
-    names = ['/'.join(str(getattr(k, 'key', k)) for k in path)
-             for path, _ in jax.tree_util.tree_leaves_with_path(params)]
+    names = traverse_util.flatten_dict(params, sep='/')
     for p in scales:
-      if not any(n == p or n.startswith(p + '/') for n in names):
+      if not any(p in matches(name) for name in names):
         raise ValueError(f'config.train.lr_scales: {p!r} is no parameter '
                          "path of the model (e.g. 'sampler/evaluator_w1').")
     return optax.EmptyState()
 
   def update(updates, state, params=None):
     del params
-    return jax.tree_util.tree_map_with_path(
-        lambda path, u: u if factor(path) == 1.0 else u * factor(path),
-        updates), state
+    def scale(path, update):
+      found = max(matches('/'.join(path)), key=len, default=None)
+      return update if found is None else update * scales[found]
+    return traverse_util.path_aware_map(scale, updates), state
   return optax.GradientTransformation(init, update)
 
 
