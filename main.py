@@ -119,12 +119,13 @@ def main(argv):
   logging.info('JAX process %d/%d, devices: %s', jax.process_index(),
                jax.process_count(), jax.devices())
   if FLAGS.mode == 'train':
-    config = train.pretraining_phase(FLAGS.config, FLAGS.workdir)
+    from vim_jax import trainer  # pylint: disable=g-import-not-at-top
     try:
+      config = train.pretraining_phase(FLAGS.config, FLAGS.workdir)
       train.train_and_evaluate(config, FLAGS.workdir)
-    except train.Preempted as stop:
+    except trainer.Preempted as stop:
       logging.warning('%s', stop)
-      sys.exit(train.PREEMPTED_EXIT_STATUS)
+      sys.exit(trainer.PREEMPTED_EXIT_STATUS)
   elif FLAGS.mode == 'eval':
     train.evaluate_only(FLAGS.config, FLAGS.workdir)
   else:

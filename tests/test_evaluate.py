@@ -104,7 +104,7 @@ def test_eval_step_scores_aligned_and_unaligned_logits_apart():
 def test_logged_results_carry_the_module_diagnostics(caplog):
   """Validation and test summaries include the diagnostics the results
   have (the alignment's at-bound shares over the steps), and only those."""
-  from vim_jax import train  # pylint: disable=g-import-not-at-top
+  from vim_jax import trainer  # pylint: disable=g-import-not-at-top
 
   class Writer:
     def __init__(self):
@@ -117,7 +117,7 @@ def test_logged_results_carry_the_module_diagnostics(caplog):
   results = dict(accuracy=41.0, ci95=2.0, num_episodes=100,
                  warps_at_bound=12.5, unaligned_accuracy=39.0)
   with caplog.at_level('INFO'):
-    train._log_results(writer, 100, 'val', results)  # pylint: disable=protected-access
+    trainer.log_results(writer, 100, 'val', results)
   assert writer.scalars[100] == {
       'val/accuracy': 41.0, 'val/ci95': 2.0, 'val/warps_at_bound': 12.5,
       'val/unaligned_accuracy': 39.0}

@@ -4,9 +4,10 @@ Every module belongs to one group, and the groups are ranked:
 
   0  ops                                  (and vim_jax/__init__.py)
   1  models, input_pipeline, weights      beside each other
-  2  steps (steps, losses, parallel, evaluate), figures
-  3  weights.pretrain                     a trainer: uses the input pipeline
-                                          and steps' optimiser
+  2  steps (steps, losses, parallel, evaluate, trainer: the one training
+     loop), figures
+  3  weights.pretrain                     pretraining: an experiment of the
+                                          one training loop
   4  train
   5  main (main.py, vim_jax.ablate, vim_jax.predict: the entry points)
 
@@ -34,6 +35,7 @@ GROUPS = {
     'vim_jax.losses': 'steps',
     'vim_jax.parallel': 'steps',
     'vim_jax.evaluate': 'steps',
+    'vim_jax.trainer': 'steps',
     'vim_jax.figures': 'figures',
     'vim_jax.weights.pretrain': 'pretrain',
     'vim_jax.train': 'train',

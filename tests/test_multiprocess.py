@@ -249,7 +249,7 @@ def test_sigterm_to_one_process_stops_both_at_the_same_step(
     runs, continued, tmp_path_factory):
   """SIGTERM to process 1 alone, once it has logged a step: both processes
   stop after the same step, save its checkpoint together and exit with 143
-  (train.PREEMPTED_EXIT_STATUS); the same command then finishes with the
+  (trainer.PREEMPTED_EXIT_STATUS); the same command then finishes with the
   parameters of A'."""
   workdir = tmp_path_factory.mktemp('sigterm') / 'two'
   args = (workdir, runs['data_dir'], '--config.train.num_steps=4', *ARGS)

@@ -217,6 +217,54 @@ def test_main_runs_the_pretraining_phase_first(resolved, tmp_path):
   assert saved['model']['scan_weights'] is None
 
 
+def test_a_killed_pretraining_resumes_where_it_stopped(tmp_path, monkeypatch,
+                                                       caplog):
+  """Pretraining runs on the one training loop: killed at its fourth step,
+  the next run resumes from the newest checkpoint of `<folder>.run` and
+  writes the weights of a run never stopped, bit for bit (the same episode
+  stream, continued)."""
+  whole = _config(tmp_path, steps=4, sampler=False)
+  whole.train.checkpoint_every = 2
+  killed = whole.copy_and_resolve_references()
+  killed.pretrain.cache_dir = str(tmp_path / 'killed_cache')
+  expected = pretrain.resolve(whole).model.backbone_weights
+  train_step = pretrain.Pretraining.train_step
+  calls = []
+
+  def dies_at_the_fourth_step(self, state, batch):
+    calls.append(1)
+    if len(calls) == 4:
+      raise KeyboardInterrupt('killed')
+    return train_step(self, state, batch)
+
+  monkeypatch.setattr(pretrain.Pretraining, 'train_step',
+                      dies_at_the_fourth_step)
+  with pytest.raises(KeyboardInterrupt):
+    pretrain.resolve(killed)
+  monkeypatch.undo()
+  path = pretrain.cache_folder(killed, 'backbone')
+  assert not os.path.exists(path)
+  # The newest finished checkpoint (orbax writes a step's folder under a
+  # temporary name first: one still in flight when killed does not count).
+  saved = [int(name) for name in os.listdir(
+      os.path.join(f'{path}.run', 'checkpoints')) if name.isdigit()]
+  assert saved and max(saved) < 4
+  with caplog.at_level('INFO'):
+    got = pretrain.resolve(killed).model.backbone_weights
+  assert got == path
+  assert any('Resuming from' in r.getMessage() and r.getMessage().endswith(
+      f'step {max(saved)}') for r in caplog.records)
+  want, _ = folder.load(expected)
+  have, _ = folder.load(got)
+  want, have = _flat(want), _flat(have)
+  assert want.keys() == have.keys()
+  for name in want:
+    np.testing.assert_array_equal(have[name], want[name], err_msg=name)
+  # The checkpoints are gone once the folder is written; the logs stay.
+  assert not os.path.exists(os.path.join(f'{path}.run', 'checkpoints'))
+  assert os.path.isfile(os.path.join(f'{path}.run', 'train_episodes.tsv'))
+
+
 def test_distillation_loss_is_centred_and_scale_free():
   rng = np.random.default_rng(0)
   teacher = jnp.asarray(rng.normal(size=(4, 3, 8)), jnp.float32)

@@ -170,7 +170,7 @@ def _start(workdir, data_dir, *args):
 
 def test_sigterm_saves_and_resumes_exactly(full_run, data_dir, tmp_path):
   """SIGTERM mid-run: the checkpoint of the step in progress is saved, the
-  run exits with train.PREEMPTED_EXIT_STATUS (143), and the same command
+  run exits with trainer.PREEMPTED_EXIT_STATUS (143), and the same command
   continues to the uninterrupted run's parameters and episodes."""
   workdir = tmp_path / 'preempted'
   # Checkpoints every 2 steps: the one SIGTERM writes is an extra one.
@@ -323,11 +323,11 @@ def test_each_fault_of_best_falls_back_to_the_same_step(fault, tmp_path,
                                                         caplog):
   """best/4 damaged: checkpoints/4's variables (the same parameters) are
   tested, and the error log names best/4 and what replaces it."""
-  from vim_jax import train  # pylint: disable=g-import-not-at-top
+  from vim_jax import trainer  # pylint: disable=g-import-not-at-top
   workdir = _tiny_workdir(tmp_path, best_steps=[4], latest_steps=[2, 4])
   FAULTS[fault](workdir / 'best' / '4' / 'variables')
-  variables, name = train.restore_variables(
-      str(workdir), 'best', train._abstract(_tiny_variables(4)))
+  variables, name = trainer.restore_variables(
+      str(workdir), 'best', trainer.abstract_of(_tiny_variables(4)))
   assert name == 'checkpoints/4'
   np.testing.assert_array_equal(variables['params']['w'], 4)
   assert f'Checkpoint {workdir}/best/4 cannot be read (' in caplog.text
@@ -336,12 +336,12 @@ def test_each_fault_of_best_falls_back_to_the_same_step(fault, tmp_path,
   # The same damage to a numbered checkpoint is an error naming it; 'best'
   # then goes on to the newest readable training checkpoint.
   FAULTS[fault](workdir / 'checkpoints' / '4' / 'default')
-  with pytest.raises(train.UnreadableCheckpointError,
+  with pytest.raises(trainer.UnreadableCheckpointError,
                      match=rf"checkpoint='4': checkpoint {workdir}/checkpoints"
                      r'/4 cannot be read \(\w+'):
-    train.restore_variables(str(workdir), '4', None)
-  variables, name = train.restore_variables(
-      str(workdir), 'best', train._abstract(_tiny_variables(4)))
+    trainer.restore_variables(str(workdir), '4', None)
+  variables, name = trainer.restore_variables(
+      str(workdir), 'best', trainer.abstract_of(_tiny_variables(4)))
   assert name == 'checkpoints/2'
   np.testing.assert_array_equal(variables['params']['w'], 2)
 
@@ -349,11 +349,11 @@ def test_each_fault_of_best_falls_back_to_the_same_step(fault, tmp_path,
 @pytest.mark.parametrize('fault', FAULTS)
 def test_each_fault_of_the_newest_checkpoint_resumes_the_previous(
     fault, tmp_path, caplog):
-  from vim_jax import train  # pylint: disable=g-import-not-at-top
+  from vim_jax import trainer  # pylint: disable=g-import-not-at-top
   workdir = _tiny_workdir(tmp_path, best_steps=[], latest_steps=[2, 4])
   FAULTS[fault](workdir / 'checkpoints' / '4' / 'default')
-  latest, _ = train._managers(str(workdir))
-  state = train._resume(latest, _tiny_state(0))
+  latest, _ = trainer._managers(str(workdir))
+  state = trainer._resume(latest, _tiny_state(0))
   assert int(state['step']) == 2
   np.testing.assert_array_equal(state['params']['w'], 2)
   assert f'Checkpoint {workdir}/checkpoints/4 cannot be read (' in caplog.text
@@ -363,27 +363,27 @@ def test_each_fault_of_the_newest_checkpoint_resumes_the_previous(
 
 def test_best_falls_back_to_an_older_best_then_the_newest_checkpoint(
     tmp_path, caplog):
-  from vim_jax import train  # pylint: disable=g-import-not-at-top
+  from vim_jax import trainer  # pylint: disable=g-import-not-at-top
   workdir = _tiny_workdir(tmp_path, best_steps=[2, 4], latest_steps=[3, 4])
-  abstract = train._abstract(_tiny_variables(0))
+  abstract = trainer.abstract_of(_tiny_variables(0))
   _truncate(workdir / 'best' / '4')
   _truncate(workdir / 'checkpoints' / '4')
-  variables, name = train.restore_variables(str(workdir), 'best', abstract)
+  variables, name = trainer.restore_variables(str(workdir), 'best', abstract)
   assert name == 'best/2'
   np.testing.assert_array_equal(variables['params']['w'], 2)
   assert (f'testing {workdir}/best/2 instead, since {workdir}/best/4 and '
           f'{workdir}/checkpoints/4 cannot be read') in caplog.text
   _truncate(workdir / 'best' / '2')
-  variables, name = train.restore_variables(str(workdir), 'best', abstract)
+  variables, name = trainer.restore_variables(str(workdir), 'best', abstract)
   assert name == 'checkpoints/3'
   np.testing.assert_array_equal(variables['batch_stats']['mean'], -3)
   # 'latest' names one state: not replaced by checkpoints/3.
-  with pytest.raises(train.UnreadableCheckpointError,
+  with pytest.raises(trainer.UnreadableCheckpointError,
                      match=f'checkpoint {workdir}/checkpoints/4 cannot'):
-    train.restore_variables(str(workdir), 'latest', abstract)
+    trainer.restore_variables(str(workdir), 'latest', abstract)
   _truncate(workdir / 'checkpoints' / '3')
-  with pytest.raises(train.UnreadableCheckpointError) as error:
-    train.restore_variables(str(workdir), 'best', abstract)
+  with pytest.raises(trainer.UnreadableCheckpointError) as error:
+    trainer.restore_variables(str(workdir), 'best', abstract)
   for folder in ('best/4', 'checkpoints/4', 'best/2', 'checkpoints/3'):
     assert f'{workdir}/{folder} (' in str(error.value)
 
@@ -392,38 +392,39 @@ def test_best_falls_back_to_an_older_best_then_the_newest_checkpoint(
 def test_best_value_sets_an_unreadable_best_aside(item, tmp_path, caplog):
   """A resumed run reads best/'s accuracy: damaged, it is set aside and the
   next validation saves a new best (no crash, no stale record)."""
-  from vim_jax import train  # pylint: disable=g-import-not-at-top
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  from vim_jax import trainer  # pylint: disable=g-import-not-at-top
   workdir = _tiny_workdir(tmp_path, best_steps=[4], latest_steps=[4])
-  abstract = train._abstract(_tiny_variables(0))
-  _, best = train._managers(str(workdir))
-  assert train._best_value(best, abstract) == 50.0
+  abstract = trainer.abstract_of(_tiny_variables(0))
+  _, best = trainer._managers(str(workdir))
+  assert trainer._best_value(best, abstract) == 50.0
   _truncate(workdir / 'best' / '4' / item)
-  assert train._best_value(best, abstract) is None
+  assert trainer._best_value(best, abstract) is None
   assert f'Checkpoint {workdir}/best/4 cannot be read (' in caplog.text
   assert (workdir / 'best' / 'corrupt-4').is_dir()
   assert best.all_steps() == []
-  best.save(4, args=train.ocp.args.Composite(
-      variables=train.ocp.args.StandardSave(_tiny_variables(4)),
-      meta=train.ocp.args.JsonSave(dict(step=4, val={'accuracy': 60.0}))))
+  best.save(4, args=ocp.args.Composite(
+      variables=ocp.args.StandardSave(_tiny_variables(4)),
+      meta=ocp.args.JsonSave(dict(step=4, val={'accuracy': 60.0}))))
   best.wait_until_finished()
-  assert train._best_value(best, abstract) == 60.0
+  assert trainer._best_value(best, abstract) == 60.0
 
 
 def test_sigterm_flag_puts_the_previous_handler_back():
-  from vim_jax import train  # pylint: disable=g-import-not-at-top
+  from vim_jax import trainer  # pylint: disable=g-import-not-at-top
   received = []
   handler = lambda *_: received.append(1)  # pylint: disable=unnecessary-lambda-assignment
   previous = signal.signal(signal.SIGTERM, handler)
   try:
     with pytest.raises(KeyError):
-      with train._sigterm_flag() as flag:
+      with trainer._sigterm_flag() as flag:
         assert signal.getsignal(signal.SIGTERM) is not handler
         os.kill(os.getpid(), signal.SIGTERM)
-        assert flag.wait(10) and train._sigterm_processes(flag) == [0]
+        assert flag.wait(10) and trainer._sigterm_processes(flag) == [0]
         raise KeyError('training failed')
     assert signal.getsignal(signal.SIGTERM) is handler and not received
-    with train._sigterm_flag() as flag:
-      assert train._sigterm_processes(flag) == []
+    with trainer._sigterm_flag() as flag:
+      assert trainer._sigterm_processes(flag) == []
     assert signal.getsignal(signal.SIGTERM) is handler
   finally:
     signal.signal(signal.SIGTERM, previous)

@@ -52,6 +52,7 @@ import tensorflow as tf
 from input_pipeline import episodes as episodes_lib
 from input_pipeline import video_decode
 from vim_jax import train as train_lib
+from vim_jax import trainer
 from vim_jax.figures import episode as episode_figures
 from vim_jax.figures import sampler as sampler_figures
 from vim_jax.models import build
@@ -315,7 +316,7 @@ class Predictor:
     if not os.path.isdir(os.path.join(workdir, 'checkpoints')):
       raise FileNotFoundError(f'--workdir={workdir} holds no checkpoints/.')
     check_saved_config(config, workdir)
-    variables, name = train_lib.restore_variables(
+    variables, name = trainer.restore_variables(
         workdir, config.eval.checkpoint, abstract_variables(config))
     logging.info('Predicting with %s of %s', name, workdir)
     return cls(config, variables, checkpoint=name, **kwargs)

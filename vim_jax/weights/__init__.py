@@ -11,6 +11,7 @@
   cached as weight folders (`python -m vim_jax.weights.pretrain`).
 
 `folder`, `convert` and `load` sit beside vim_jax/models (they import the
-models, never the other way round); `pretrain` is a trainer and also uses the
-input pipeline and vim_jax/steps.py (tests/test_layering.py).
+models, never the other way round); `pretrain` is an experiment of the one
+training loop (vim_jax/trainer.py) and also uses the input pipeline and
+vim_jax/steps.py (tests/test_layering.py).
 """

@@ -26,26 +26,29 @@ when `config.pretrain.steps` is positive and caches each network's folder
 under a key of everything that determines it (`cache_key`): the rows and
 seeds of an ablation share the same weights, like ImageNet weights, and only
 the first run pays for them (the episode shape is part of the key: 5-shot
-gets its own). A run killed during the pretraining redoes it (it takes a
-minute or two at synthetic size); the folder appears atomically when
-complete.
+gets its own). Each network is trained by the one training loop
+(vim_jax/trainer.py, as the few-shot model is: `Pretraining` is its
+experiment) in `<folder>.run`, so a run killed during the pretraining resumes
+from its last checkpoint; the folder appears atomically when complete.
 
 `resolve` is a phase of its own (`train.pretraining_phase`): main.py's
---mode=train (and vim_jax.ablate,
-for each row) calls it before `train.train_and_evaluate`, which only checks
-that it ran (`check_resolved`) and never pretrains. Why main.py rather than
-the trainer: a run says what it spends its first minutes on, and the trainer
-is given a config whose weight fields are final (its config.json names the
-folders). Why not a `--mode=pretrain`: the first run of configs/synthetic.py
-must still pretrain by itself, in one command as before, and the command
-below already pretrains alone.
+--mode=train (and vim_jax.ablate, for each row) calls it before
+`train.train_and_evaluate`, which only checks that it ran
+(`check_resolved`) and never pretrains. Why a phase rather than a part of
+`train_and_evaluate`: a run says what it spends its first minutes on, and
+the few-shot training is given a config whose weight fields are final (its
+config.json names the folders). Why not a `--mode=pretrain`: the first run
+of configs/synthetic.py must pretrain by itself, in one command, and the
+command below pretrains alone.
 
 Command line (pretrain without training a few-shot model; prints the folders):
   python -m vim_jax.weights.pretrain --config=configs/synthetic.py \
       --config.pretrain.steps=300
 """
+import contextlib
 import copy
 import dataclasses
+import fcntl
 import functools
 import hashlib
 import json
@@ -54,17 +57,18 @@ import os
 import shutil
 import time
 
+from clu import metric_writers
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import ml_collections
-import numpy as np
 import optax
 import tensorflow_datasets as tfds
 
 from input_pipeline import datasets
 from input_pipeline import episodes as episodes_lib
+from vim_jax import parallel
 from vim_jax import steps as steps_lib
+from vim_jax import trainer
 from vim_jax.models import few_shot
 from vim_jax.models import normalisation
 from vim_jax.models import protonet
@@ -222,9 +226,91 @@ def distillation_loss(student, teacher):
                        teacher - teacher.mean((0, 1))).mean()
 
 
-def pretrain_network(config, kind: str, sources, out_dir: str,
-                     teacher: str | None = None) -> dict:
-  """Pretrains one network on training episodes and writes its weight folder.
+def training_config(config):
+  """The one training loop's config of a pretraining (`trainer.fit`).
+
+  The run's data, optimiser and parallel layout, with `config.pretrain`'s
+  steps, seed (episode stream, initial weights, validation episodes) and
+  validation episodes; validated once, after the last step. References are
+  resolved first, so a field tied to `train.num_steps` keeps the run's value
+  (the cache key hashes the run's `config.train`).
+  """
+  p = config.pretrain
+  out = config.copy_and_resolve_references()
+  with out.unlocked():
+    out.seed = p.seed
+    out.eval.seed = p.seed
+    out.train.num_steps = p.steps
+    out.train.eval_every = p.steps
+    out.train.val_episodes = p.val_episodes
+    out.train.log_every = max(1, p.steps // 10)
+    out.train.lr_scales = ''  # paths of the few-shot model, not of these
+    out.train.profile_steps = 0
+  return out
+
+
+def _videos(episode):
+  return jnp.concatenate([episode['support'], episode['query']], 0)
+
+
+def _teacher(config, teacher: str, frame_size: int):
+  """(features of videos [V, T, C] by the pretrained backbone `teacher`,
+  their width C)."""
+  net, _ = network(config.model, 'backbone')
+  model = PooledFeatures(net, config.data.frame_size)
+  loaded, _ = folder.load(teacher)
+  variables = {c: {'net': loaded[c]} for c in ('params', 'batch_stats')}
+  features = functools.partial(model.apply, variables, train=False)
+  width = features(
+      jnp.zeros((1, 1, frame_size, frame_size, 3), jnp.uint8)).shape[-1]
+  return features, width
+
+
+def _objective(params, batch_stats, episode, *, model, teacher, way, scale):
+  """One episode's loss: ProtoNet's cross-entropy (the backbone), or the
+  distillation loss to `teacher`'s features (the scan net)."""
+  features, mutated = model.apply(
+      {'params': params, 'batch_stats': batch_stats}, _videos(episode),
+      train=True, mutable=['batch_stats'])
+  logits = protonet_logits(features, episode, way, scale)
+  if teacher is None:
+    loss = optax.softmax_cross_entropy_with_integer_labels(
+        logits, episode['query_labels']).mean()
+  else:
+    loss = distillation_loss(features, teacher(_videos(episode)))
+  return loss, (_accuracy(logits, episode['query_labels']),
+                mutated['batch_stats'])
+
+
+def _train_step(state, batch, *, objective):
+  """One update on this device's episodes; gradients mean over 'data'."""
+  def loss_fn(params):
+    loss, (accuracy, stats) = jax.vmap(
+        lambda ep: objective(params, state.batch_stats, ep))(batch)
+    return loss.mean(), (loss.mean(), accuracy.mean(), stats)
+  grads, (loss, accuracy, stats) = jax.grad(loss_fn, has_aux=True)(
+      state.params)
+  grads = parallel.pmean_tree(grads)
+  batch_stats = parallel.pmean_tree(parallel.mean_over_episodes(stats))
+  metrics = parallel.pmean_tree({'loss': loss, 'accuracy': accuracy})
+  return state.apply_gradients(grads=grads, batch_stats=batch_stats), metrics
+
+
+def _eval_step(variables, batch, *, model, way, scale):
+  """Per-episode ProtoNet results of the network's features (`evaluate`)."""
+  def one(episode):
+    features = model.apply(variables, _videos(episode), train=False)
+    correct = (protonet_logits(features, episode, way, scale).argmax(-1)
+               == episode['query_labels'])
+    return dict(accuracy=correct.mean(), correct=correct,
+                query_class=episode['classes'][episode['query_labels']],
+                index=episode['index'])
+  return jax.vmap(one)(batch)
+
+
+class Pretraining:
+  """One network's pretraining, an experiment of the one training loop
+  (`vim_jax.trainer.fit`: resume, devices, CLU, the NaN check).
 
   The backbone is trained as a frame-wise cosine ProtoNet (the baseline's
   objective). The scan net is distilled from the pretrained backbone
@@ -233,158 +319,131 @@ def pretrain_network(config, kind: str, sources, out_dir: str,
   the narrow scan net did not learn at all in 300 steps (22 % against 20 %
   chance on validation episodes, with SGD or Adam, logit scale 1 or 10);
   distillation gives every frame a dense target that already tells the
-  actor from the clutter.
+  actor from the clutter. Both see ProtoNet's episodes (T uniform frames at
+  the frame size); validation reports the ProtoNet accuracy of the
+  network's (for the scan net: projected) features.
 
   Args:
     config: the run's config (data, model, train's optimiser, pretrain).
     kind: 'backbone' or 'scan'.
+    runner: the `parallel.Runner`.
     sources: {'train': ..., 'validation': ...} `episodes.VideoSource`s.
-    out_dir: the weight folder to write (vim_jax/weights/folder.py).
     teacher: for the scan net, the backbone's pretrained folder.
-
-  Returns:
-    The metadata written to `backbone.json`, with under 'pretrain' the last
-    running training loss and the ProtoNet accuracy of the network's (for the
-    scan net: projected) features on validation episodes.
-
-  Raises:
-    FloatingPointError: a non-finite loss, naming the step.
   """
-  p = config.pretrain
-  way, scale = config.data.way, config.model.logit_scale
-  net, net_kwargs = network(config.model, kind)
-  # ProtoNet's episodes: T uniform frames at the frame size.
-  spec = episodes_lib.EpisodeSpec.of(config.data, frames=config.model.frames,
-                                     train=True)
-  if kind == 'scan':
-    if teacher is None:
+
+  def __init__(self, config, kind: str, runner, sources,
+               teacher: str | None = None):
+    if kind == 'scan' and teacher is None:
       raise ValueError('The scan net is distilled from a pretrained backbone: '
                        'pass its folder as `teacher`.')
-    teacher_net, _ = network(config.model, 'backbone')
-    teacher_model = PooledFeatures(teacher_net, config.data.frame_size)
-    teacher_variables, _ = folder.load(teacher)
-    teacher_variables = {'params': {'net': teacher_variables['params']},
-                         'batch_stats': {'net': teacher_variables['batch_stats']}}
-    width = teacher_model.apply(
-        teacher_variables,
-        jnp.zeros((1, 1, spec.frame_size, spec.frame_size, 3), jnp.uint8),
-        train=False).shape[-1]
-    model = PooledFeatures(net, input_size(config, kind), project=width)
-  else:
-    model = PooledFeatures(net, input_size(config, kind))
-  example = jnp.zeros((1, spec.frames, spec.frame_size, spec.frame_size, 3),
-                      jnp.uint8)
-  variables = jax.jit(functools.partial(model.init, train=False))(
-      jax.random.PRNGKey(p.seed), example)
-  params, batch_stats = variables['params'], variables['batch_stats']
-  train_config = ml_collections.ConfigDict(config.train.to_dict())
-  train_config.num_steps = p.steps
-  train_config.lr_scales = ''  # paths of the few-shot model, not of these
-  tx = steps_lib.make_optimizer(train_config)
-  opt_state = tx.init(params)
+    self.config = training_config(config)
+    self.kind, self.runner, self.sources = kind, runner, sources
+    self.spec = episodes_lib.EpisodeSpec.of(
+        config.data, frames=config.model.frames, train=True)
+    net, self.net_kwargs = network(config.model, kind)
+    target, width = None, 0
+    if kind == 'scan':
+      target, width = _teacher(config, teacher, self.spec.frame_size)
+    self.model = PooledFeatures(net, input_size(config, kind), project=width)
+    self.tx = steps_lib.make_optimizer(self.config.train)
+    way, scale = config.data.way, config.model.logit_scale
+    objective = functools.partial(_objective, model=self.model,
+                                  teacher=target, way=way, scale=scale)
+    self._train_step = runner.compile(
+        functools.partial(_train_step, objective=objective),
+        donate_state=True)
+    self._eval_step = runner.compile(
+        functools.partial(_eval_step, model=self.model, way=way, scale=scale),
+        sharded_out=True)
 
-  def videos_of(episode):
-    return jnp.concatenate([episode['support'], episode['query']], 0)
+  def init_state(self) -> steps_lib.TrainState:
+    key = jax.random.PRNGKey(self.config.seed)
+    example = jnp.zeros((1, self.spec.frames, self.spec.frame_size,
+                         self.spec.frame_size, 3), jnp.uint8)
+    variables = jax.jit(functools.partial(self.model.init, train=False))(
+        key, example)
+    params = variables['params']
+    return steps_lib.TrainState(
+        step=jnp.zeros((), jnp.int32), apply_fn=None, params=params,
+        tx=self.tx, opt_state=self.tx.init(params),
+        batch_stats=variables['batch_stats'], rng=key)
 
-  def objective(params, batch_stats, episode):
-    features, mutated = model.apply(
-        {'params': params, 'batch_stats': batch_stats}, videos_of(episode),
-        train=True, mutable=['batch_stats'])
-    logits = protonet_logits(features, episode, way, scale)
-    if kind == 'backbone':
-      loss = optax.softmax_cross_entropy_with_integer_labels(
-          logits, episode['query_labels']).mean()
-    else:
-      target = teacher_model.apply(teacher_variables, videos_of(episode),
-                                   train=False)
-      loss = distillation_loss(features, target)
-    return loss, (_accuracy(logits, episode['query_labels']),
-                  mutated['batch_stats'])
+  def train_batches(self, start_step: int):
+    return trainer.train_episodes(self.config, self.sources['train'],
+                                  self.spec, start_step)
 
-  @jax.jit
-  def step(params, batch_stats, opt_state, batch):
-    def loss_fn(params):
-      loss, (accuracy, stats) = jax.vmap(
-          lambda ep: objective(params, batch_stats, ep))(batch)
-      return loss.mean(), (loss.mean(), accuracy.mean(),
-                           jax.tree.map(lambda x: x.mean(0), stats))
-    grads, (loss, accuracy, batch_stats) = jax.grad(
-        loss_fn, has_aux=True)(params)
-    updates, opt_state = tx.update(grads, opt_state, params)
-    return (optax.apply_updates(params, updates), batch_stats, opt_state,
-            (loss, accuracy))
+  def train_step(self, state, batch):
+    return self._train_step(state, self.runner.put_batch(batch))
 
-  @jax.jit
-  def evaluate(params, batch_stats, batch):
-    def one(episode):
-      features = model.apply({'params': params, 'batch_stats': batch_stats},
-                             videos_of(episode), train=False)
-      return _accuracy(protonet_logits(features, episode, way, scale),
-                       episode['query_labels'])
-    return jax.vmap(one)(batch)
+  def evaluate(self, variables, split: str, num_episodes: int, seed: int):
+    return trainer.evaluate_episodes(
+        self.runner, self._eval_step, variables, self.sources[split],
+        dataclasses.replace(self.spec, train=False), seed=seed, split=split,
+        num_episodes=num_episodes,
+        global_batch=self.config.train.episodes_per_step,
+        prefetch=self.config.data.prefetch)
 
-  per_step = config.train.episodes_per_step
-  what = ('as a frame-wise ProtoNet' if kind == 'backbone'
-          else f'by distillation from {teacher}')
-  logging.info('Pretraining the %s (%s) at %d px %s on %s: %d steps of %d '
-               'episodes.', kind, arch(config.model, kind),
-               input_size(config, kind), what, sources['train'].name, p.steps,
-               per_step)
-  batches = episodes_lib.episode_dataset(
-      sources['train'], spec, seed=p.seed, split='train',
-      indices=episodes_lib.train_indices(0, p.steps, per_step),
-      batch=per_step, prefetch=config.data.prefetch)
-  keys = ('support', 'support_labels', 'query', 'query_labels')
-  start = time.time()
-  window = []
-  for i, batch in enumerate(batches.as_numpy_iterator()):
-    params, batch_stats, opt_state, metrics = step(
-        params, batch_stats, opt_state, {k: batch[k] for k in keys})
-    window.append(metrics)
-    if (i + 1) % max(1, p.steps // 10) == 0 or i + 1 == p.steps:
-      loss, accuracy = (float(np.mean(m)) for m in zip(*jax.device_get(window)))
-      if not np.isfinite(loss):
-        raise FloatingPointError(
-            f'Pretraining the {kind}: non-finite loss {loss} by step {i + 1}; '
-            f'lower config.train.lr={config.train.lr}.')
-      elapsed = time.time() - start
-      logging.info('pretrain %s step %d/%d: loss %.4f, ProtoNet train '
-                   'accuracy %.3f, %.0f s, ETA %.0f s', kind, i + 1, p.steps,
-                   loss, accuracy, elapsed,
-                   elapsed / (i + 1) * (p.steps - i - 1))
-      window = []
-  val = episodes_lib.episode_dataset(
-      sources['validation'], dataclasses.replace(spec, train=False),
-      seed=p.seed, split='validation',
-      indices=episodes_lib.eval_indices(p.val_episodes, per_step),
-      batch=per_step, prefetch=config.data.prefetch)
-  val_accuracy = float(np.mean(np.concatenate([
-      np.asarray(evaluate(params, batch_stats, {k: b[k] for k in keys}))
-      for b in val.as_numpy_iterator()])))
-  logging.info('pretrain %s: ProtoNet validation accuracy %.2f %% over %d '
-               'episodes (chance %.1f %%)', kind, 100 * val_accuracy,
-               p.val_episodes, 100 / way)
-  metadata = {
-      'arch': arch(config.model, kind), 'source': SOURCE,
-      'preprocessing': 'torch', 'backbone_kwargs': net_kwargs,
-      'pretrain': {'split': sources['train'].name, 'steps': p.steps,
-                   'objective': 'protonet' if kind == 'backbone' else
-                                'distillation',
-                   'teacher': teacher, 'final_loss': loss,
-                   'validation_accuracy': val_accuracy,
-                   'validation_episodes': p.val_episodes,
-                   'seconds': round(time.time() - start, 1)},
-  }
-  variables = {'params': params['net'], 'batch_stats': batch_stats['net']}
+
+def _write_folder(out_dir: str, variables, metadata) -> None:
+  """Writes the weight folder atomically (a deterministic folder another
+  run may have written first is kept)."""
   tmp = f'{out_dir}.tmp-{os.getpid()}'
   shutil.rmtree(tmp, ignore_errors=True)
   folder.save(tmp, jax.device_get(variables), metadata)
   try:
     os.replace(tmp, out_dir)
-  except OSError:  # another run wrote the same (deterministic) folder first
+  except OSError:
     if not os.path.isfile(os.path.join(out_dir, folder.METADATA_FILE)):
       raise
     shutil.rmtree(tmp, ignore_errors=True)
+
+
+def pretrain_network(config, kind: str, sources, out_dir: str,
+                     teacher: str | None = None) -> dict:
+  """Pretrains one network (`Pretraining`) and writes its weight folder.
+
+  The training runs in `<out_dir>.run` (checkpoints, CLU summaries,
+  train_episodes.tsv): a run killed here resumes from its last checkpoint.
+  Once the folder is written the checkpoints are deleted; the summaries
+  stay.
+
+  Returns:
+    The metadata written to `backbone.json`, with under 'pretrain' the
+    ProtoNet accuracy of the network's features on validation episodes.
+
+  Raises:
+    FloatingPointError: a non-finite loss, naming the step and episodes.
+  """
+  p = config.pretrain
+  experiment = Pretraining(config, kind, parallel.Runner(config.parallel),
+                           sources, teacher)
+  run_dir = f'{out_dir}.run'
+  os.makedirs(run_dir, exist_ok=True)
+  what = ('as a frame-wise ProtoNet' if kind == 'backbone'
+          else f'by distillation from {teacher}')
+  logging.info('Pretraining the %s (%s) at %d px %s on %s: %d steps of %d '
+               'episodes, in %s.', kind, arch(config.model, kind),
+               input_size(config, kind), what, sources['train'].name, p.steps,
+               config.train.episodes_per_step, run_dir)
+  writer = metric_writers.create_default_writer(run_dir)
+  start = time.time()
+  state, val_accuracy = trainer.fit(experiment, run_dir, writer)
+  writer.flush()
+  metadata = {
+      'arch': arch(config.model, kind), 'source': SOURCE,
+      'preprocessing': 'torch', 'backbone_kwargs': experiment.net_kwargs,
+      'pretrain': {'split': sources['train'].name, 'steps': p.steps,
+                   'objective': 'protonet' if kind == 'backbone' else
+                                'distillation',
+                   'teacher': teacher,
+                   'validation_accuracy': val_accuracy / 100,
+                   'validation_episodes': p.val_episodes,
+                   'seconds': round(time.time() - start, 1)},
+  }
+  _write_folder(out_dir, {'params': state.params['net'],
+                          'batch_stats': state.batch_stats['net']}, metadata)
+  for name in ('checkpoints', 'best'):
+    shutil.rmtree(os.path.join(run_dir, name), ignore_errors=True)
   return metadata
 
 
@@ -408,6 +467,29 @@ def planned_folders(config) -> dict:
           f'config.model.{field}={config.model[field]!r}; set one of them.')
     planned[kind] = cache_folder(config, kind)
   return planned
+
+
+@contextlib.contextmanager
+def _exclusive(path: str):
+  """Holds `<path>.lock` (an OS file lock) while the block runs.
+
+  Two runs that need the same folder (two ablation processes sharing the
+  cache) would otherwise train it in the same `.run` folder at once: the
+  second waits here, then reuses the folder the first wrote. A killed
+  holder's lock is released by the OS, and the waiting run resumes its
+  training from the last checkpoint.
+  """
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with open(f'{path}.lock', 'w') as lock:
+    try:
+      fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      logging.info('Another run is pretraining %s: waiting for it.', path)
+      fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+      yield
+    finally:
+      fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def resolve(config):
@@ -436,19 +518,19 @@ def resolve(config):
   config = copy.deepcopy(config)
   sources = None
   for kind, path in planned.items():
-    if os.path.isfile(os.path.join(path, folder.METADATA_FILE)):
-      logging.info('Pretrained %s: reusing %s', kind, path)
-    else:
-      if jax.process_count() > 1:
-        raise RuntimeError(
-            f'{path} is missing: run `python -m vim_jax.weights.pretrain '
-            '--config=...` once before a multi-process job.')
-      if sources is None:
-        sources = {split: datasets.load_source(config.data, split)
-                   for split in ('train', 'validation')}
-      os.makedirs(os.path.dirname(path), exist_ok=True)
-      pretrain_network(config, kind, sources, path,
-                       teacher=config.model.backbone_weights)
+    with _exclusive(path):
+      if os.path.isfile(os.path.join(path, folder.METADATA_FILE)):
+        logging.info('Pretrained %s: reusing %s', kind, path)
+      else:
+        if jax.process_count() > 1:
+          raise RuntimeError(
+              f'{path} is missing: run `python -m vim_jax.weights.pretrain '
+              '--config=...` once before a multi-process job.')
+        if sources is None:
+          sources = {split: datasets.load_source(config.data, split)
+                     for split in ('train', 'validation')}
+        pretrain_network(config, kind, sources, path,
+                         teacher=config.model.backbone_weights)
     config.model[WEIGHT_FIELDS[kind]] = path
   return config
 
