@@ -265,6 +265,39 @@ def test_a_killed_pretraining_resumes_where_it_stopped(tmp_path, monkeypatch,
   assert os.path.isfile(os.path.join(f'{path}.run', 'train_episodes.tsv'))
 
 
+@pytest.mark.parametrize('kind', ['pmap', 'shard_map'])
+def test_pretraining_on_four_devices_is_pretraining_on_one(kind, tmp_path):
+  """The data-parallel runner splits a step's 4 episodes over 4 devices;
+  the gradient mean and the batch-norm statistics' mean over the episodes
+  are the one-device step's (up to the order of the sums)."""
+  from clu import metric_writers  # pylint: disable=g-import-not-at-top
+  from vim_jax import parallel  # pylint: disable=g-import-not-at-top
+  from vim_jax import trainer  # pylint: disable=g-import-not-at-top
+  from input_pipeline import datasets  # pylint: disable=g-import-not-at-top
+  assert jax.device_count() >= 4
+  config = _config(tmp_path, steps=3, sampler=False)
+  config.parallel = kind
+  sources = {split: datasets.load_source(config.data, split)
+             for split in ('train', 'validation')}
+  trained = {}
+  for devices in (1, 4):
+    runner = parallel.Runner(kind, jax.devices()[:devices])
+    experiment = pretrain.Pretraining(config, 'backbone', runner, sources)
+    assert experiment.config.train.episodes_per_step == 4
+    workdir = tmp_path / f'run{devices}'
+    workdir.mkdir()
+    state, val = trainer.fit(experiment, str(workdir),
+                             metric_writers.create_default_writer(
+                                 str(workdir)))
+    trained[devices] = (_flat(trainer.variables_of(state)), val)
+  (one, val_one), (four, val_four) = trained[1], trained[4]
+  assert one.keys() == four.keys()
+  for name in one:
+    np.testing.assert_allclose(four[name], one[name], rtol=1e-4, atol=1e-5,
+                               err_msg=name)
+  assert val_four == pytest.approx(val_one, abs=1e-6)
+
+
 def test_distillation_loss_is_centred_and_scale_free():
   rng = np.random.default_rng(0)
   teacher = jnp.asarray(rng.normal(size=(4, 3, 8)), jnp.float32)
