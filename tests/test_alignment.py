@@ -94,6 +94,16 @@ def numpy_masked_mean(maps, dy, dx):  # [H, W, D] -> [D]
   return (mask[:, :, None] * maps).sum((0, 1)) / mask.sum()
 
 
+def test_parameter_tree():
+  """TT's, TR's and SC's parameters sit directly under the alignment (SC's
+  module shares its scope), under the names checkpoints hold."""
+  assert set(_full_params(0)) == {'localiser', 'rearrange', 'offsets'}
+  assert set(_full_params(5)) == {'reduce', 'localiser', 'rearrange',
+                                  'offsets'}
+  assert set(_full_params(0)['offsets']) == {'conv_support', 'conv_query',
+                                             'head'}
+
+
 def test_everything_off_is_protonet():
   support, query = episode()
   module = build.alignment(make_config(), WAY)

@@ -8,7 +8,7 @@ import pytest
 from tests.test_ops_otam import numpy_bi_mhm
 from tests.test_ops_otam import numpy_otam
 from vim_jax.models import heads
-from vim_jax.models import sampler
+from vim_jax.models import temporal_selector
 
 
 def _episode(seed, way, shot, queries, frames, channels):
@@ -96,7 +96,7 @@ def _numpy_trx(params, support, labels, query, way, cardinalities, pe_scale):
   """TRX distances class by class, as in the TRX paper (but the mean over
   the channels, as the head's docstring says), float64."""
   frames, channels = support.shape[1:]
-  pe = pe_scale * sampler.position_embedding(frames, channels)
+  pe = pe_scale * temporal_selector.position_embedding(frames, channels)
   total = np.zeros((len(query), way))
   for k in cardinalities:
     p = jax.tree.map(lambda x: np.asarray(x, np.float64),

@@ -17,8 +17,10 @@ from configs import default
 from vim_jax import steps
 from vim_jax.figures import sampler as figure_lib
 from vim_jax.models import build
-from vim_jax.models import sampler as sampler_lib
 from vim_jax.models import shufflenet
+from vim_jax.models import spatial_amplifier
+from vim_jax.models import task_adaptive
+from vim_jax.models import temporal_selector
 from vim_jax.ops import frames as frames_ops
 
 M, T, SIZE, V_S, V_Q = 6, 3, 32, 4, 2
@@ -110,6 +112,8 @@ def _uniform_frames(videos):
 
 
 def test_parameters_follow_the_switches():
+  """The parameters sit directly under the sampler whichever part (TS, SA,
+  the task-adaptive learner) makes them: the parts share its scope."""
   def names(**overrides):
     module = build.sampler(_config(**overrides), frames=T)
     shapes = jax.eval_shape(lambda: module.init(
@@ -259,7 +263,7 @@ def test_spatial_prior_starts_at_the_identity_warp(spatial_prior):
   assert np.abs(np.asarray(plain) - uniform).max() > 0.1  # a did warp
   np.testing.assert_allclose(np.asarray(aux3['saliency']), 0.7 * a + 0.3,
                              atol=1e-6)
-  by_hand = sampler_lib.amplify(jnp.asarray(uniform), jnp.asarray(
+  by_hand = spatial_amplifier.amplify(jnp.asarray(uniform), jnp.asarray(
       0.7 * a + 0.3), floor=module.saliency_floor)
   np.testing.assert_allclose(np.asarray(mixed), np.asarray(by_hand),
                              atol=1e-4)
@@ -291,7 +295,7 @@ def test_no_temporal_no_spatial_is_uniform_sampling(overrides):
 
 
 def test_position_embedding():
-  pe = sampler_lib.position_embedding(5, 6)
+  pe = temporal_selector.position_embedding(5, 6)
   for pos in range(5):
     for i in range(3):  # Vaswani et al.: sin and cos of pos / 10000^(2i/d)
       angle = pos / 10000 ** (2 * i / 6)
@@ -308,7 +312,7 @@ def test_channel_attention_matches_equations_7_8():
   alpha = f @ f.transpose(0, 2, 1) / np.sqrt(12)
   f_prime = alpha @ f  # [2, c, hw]
   expected = (w_s[None, :, None] * f_prime).mean(1).reshape(2, 3, 4)
-  got = sampler_lib.channel_attention_saliency(jnp.asarray(maps),
+  got = spatial_amplifier.channel_attention_saliency(jnp.asarray(maps),
                                                jnp.asarray(w_s))
   np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-4, atol=1e-4)
 
@@ -317,7 +321,7 @@ def test_constant_saliency_is_identity_and_sa_gradient():
   frames = np.random.default_rng(1).normal(size=(2, 3, 32, 32, 3)).astype(
       np.float32)
   for value in (0.0, 1.0, 0.3):
-    out = sampler_lib.amplify(jnp.asarray(frames),
+    out = spatial_amplifier.amplify(jnp.asarray(frames),
                               jnp.full((2, 3, 2, 2), value), floor=0.05)
     np.testing.assert_allclose(np.asarray(out), frames, atol=1e-5)
 
@@ -473,7 +477,7 @@ def test_task_adaptation_depends_on_the_support_only():
 
 def test_task_noise_starts_small():
   """log_var = E's second half + 2 log 0.05: a zero E gives noise std 0.05."""
-  encoder = sampler_lib.TaskEncoder(task_dim=4)
+  encoder = task_adaptive.TaskEncoder(task_dim=4)
   features = np.random.default_rng(0).normal(size=(3, 6)).astype(np.float32)
   params = encoder.init(jax.random.key(0), features)['params']
   params = jax.tree.map(np.zeros_like, params)
@@ -486,7 +490,7 @@ def test_task_noise_starts_small():
 
 
 def test_motion_indices_hand_worked():
-  motion_indices = jax.jit(sampler_lib.motion_indices, static_argnums=1)
+  motion_indices = jax.jit(temporal_selector.motion_indices, static_argnums=1)
   # Frames move (by 1) only at frames 6-9 of 12.
   x = np.array([0, 0, 0, 0, 0, 0, 1, 2, 3, 4, 4, 4], np.float32)[None, :, None]
   # In units of the mean motion the four moving frames hold ~3 each:

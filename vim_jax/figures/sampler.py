@@ -17,12 +17,12 @@ import matplotlib
 import numpy as np
 from PIL import Image
 
-from vim_jax.models import sampler as sampler_lib
+from vim_jax.models import spatial_amplifier
 
 SELECTED_COLOUR = (0, 200, 0)
 BACKGROUND = 255
 GAP = 2  # pixels between tiles
-_amplify = jax.jit(sampler_lib.amplify, static_argnames='floor')
+_amplify = jax.jit(spatial_amplifier.amplify, static_argnames='floor')
 
 
 def _to_uint8(frames, mean, std):

@@ -16,53 +16,16 @@ the frame-wise cosine metric (Eq. 23):
         F_s = masked_mean(F~_s, mask(+o)),  F_q = masked_mean(F~_q, mask(-o))
   ─► query_aligned, prototype_aligned [V_q, N, T, D]
 
-Readings of the paper (the choices it leaves open):
+Temporal coordination (TT, TR) is `vim_jax.models.temporal_coordination`,
+spatial coordination (SC) `vim_jax.models.spatial_coordination`;
+`ActionAlignment` chains them. Its parts share its parameter scope
+(`flax.linen.share_scope`), so the parameter tree is 'reduce', 'localiser',
+'rearrange' and 'offsets' whatever module holds a parameter.
 
-- M_e (Eq. 17-18). Rows index the prototype's time steps, columns the query's,
-  and the softmax normalises each ROW (over the query's steps): row t of
-  `M_e (W_v F_q)` is a convex mix of the query's steps, the query re-ordered
-  onto the prototype's time axis. `dim` is D, the width of the projections.
-- Initialisation. W_k, W_q and W_v start as the identity (no bias on W_k, W_q;
-  W_v's bias zero). W_v = I keeps the pretrained feature space (and the
-  cosine geometry the metric relies on) untouched at the start, so TR at
-  initialisation only re-mixes the query's own frames; W_k = W_q = I make M_e
-  a parameter-free content alignment,
-  `softmax_s(<G(P)[t], G(F_q)[s]> / sqrt(D))`: each prototype step gathers
-  the query steps most similar to it. M_e cannot be the identity from content
-  alone (it does not know the time index), and a random W_k, W_q would start
-  from a random, often near-hard, shuffle of the query's frames; an identity
-  start is the closest thing to identity-preserving.
-- Locality prior (`locality`, default 1). With features of one video much
-  alike (random-init or from-scratch backbones, and backgrounds that do not
-  change), the content scores of Eq. 17 hardly depend on the prototype's
-  step: every row of M_e is the same distribution over the query's steps
-  (measured at initialisation on the procedural data: rows equal within
-  0.03, mean diagonal 0.13 against 1/T = 0.125), so TR replaces the query by
-  one weighted mean and throws its frame order away; trained that way TR
-  alone and TC scored below ProtoNet (TC + SC: 36.4 % without the prior,
-  42.0 % with it; docs/results.md). The scores therefore get
-  `- beta (t - s)^2` with a learned beta = exp(log_locality) starting at
-  `locality`: M_e starts near the diagonal (with beta = 1, a step away has
-  weight e^-1 of the diagonal's before content) and content moves it from
-  there; beta can learn to vanish. 0 gives Eq. 17 as printed.
-- TR off: M_e = I and no W_v either, so with TT, TR and SC all off the outputs
-  are exactly ProtoNet's pooled features (prototype = class mean of the
-  spatially pooled support; tested).
-- TT (Eq. 16): the localisation net is a temporal conv (kernel 3) on the pooled
-  features, ReLU, mean over time, Dense(2); the Dense is zero-initialised with
-  bias (1, 0), so TT starts as the exact identity warp. (a, b) are
-  unconstrained; `temporal_warp` clamps positions to the clip.
-- SC (Eq. 19). The predictor is a 3x3 conv on Cat(F~_s, F~_q), ReLU, mean over
-  h, w, Dense(2) (zero-initialised: zero offsets, i.e. plain average pooling,
-  at the start), tanh. A conv of a channel concatenation is the sum of two
-  convs, one per half of the kernel; the query half is linear, so it commutes
-  with the time mixing of TR: `conv_q(M_e V) = M_e conv_q(V)`. The offset is
-  `(dy, dx)` in cells (`vim_jax.ops.spatial` has the sign convention): tanh
-  output times `max_shift` (units of the map side) times `(h, w)`.
-- SC perturbations (training only): the pooled features are averaged over the
-  unperturbed offset AND `perturbations` Gaussian perturbations of it (std
-  `perturbation_scale` map sides); the unperturbed term keeps the training
-  target tied to what evaluation uses. At evaluation: no perturbation, no rng.
+Readings of the paper (the choices it leaves open). TT's and TR's are in
+`vim_jax.models.temporal_coordination`, SC's in
+`vim_jax.models.spatial_coordination`; those of the chain:
+
 - order='spatial_first' (Table 14): SC runs on the warped but not yet
   rearranged maps (offsets from Cat(P, F_q), no W_v), then TR runs on the
   pair's SC-pooled features: M_e from W_k, W_q of those [T, D] features, and
@@ -109,18 +72,16 @@ next to ResNet-50's own training activations for the episode's 400 frames
 `channels = 1024` saves ~0.4 GB per episode and 9 M parameters if memory is
 tight.
 """
-import functools
-import math
-from typing import Any, NamedTuple, Optional, Tuple
+from typing import Any, NamedTuple, Optional
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from vim_jax.models import protonet
+from vim_jax.models import spatial_coordination
 from vim_jax.models import switches
-from vim_jax.ops import spatial
-from vim_jax.ops import temporal
+from vim_jax.models import temporal_coordination
 
 Dtype = Any
 # A bounded output counts as at its bound from this fraction of the bound
@@ -131,171 +92,11 @@ AT_BOUND = 0.99
 ORDERS = ('temporal_first', 'spatial_first')
 
 
-def _identity_init(key, shape, dtype=jnp.float32):
-  """Initialiser of a [in, out] kernel to the identity (eye for non-square)."""
-  del key
-  return jnp.eye(*shape, dtype=dtype)
-
-
 def _frobenius(x: jax.Array) -> jax.Array:
   """[..., m, n] -> [...] Frobenius norms; 0 with a zero gradient at 0."""
   squares = jnp.sum(x ** 2, axis=(-2, -1))
   positive = squares > 0
   return jnp.where(positive, jnp.sqrt(jnp.where(positive, squares, 1.0)), 0.0)
-
-
-def pooling_weights(offsets: jax.Array, size: Tuple[int, int]) -> jax.Array:
-  """Weights of `spatial.masked_mean` under `spatial.offset_mask(offsets)`.
-
-  `masked_mean(f, mask) = sum_hw weights * f` with these weights, so pooling
-  can be a contraction with the features, done after (or folded into) other
-  linear maps. They are computed by pooling the one-hot basis of the h * w
-  cells with `masked_mean` itself, so the two stay one implementation.
-
-  Args:
-    offsets: [..., 2] (dy, dx) in cells.
-    size: (h, w), static.
-
-  Returns:
-    [..., h, w] float32 weights, summing to 1 (0 for a mask outside the map).
-  """
-  h, w = size
-  basis = jnp.eye(h * w, dtype=jnp.float32).reshape(h, w, h * w)
-
-  def one(offset):  # [2] -> [h, w]
-    mask = spatial.offset_mask(offset, size)
-    return spatial.masked_mean(basis, mask).reshape(h, w)
-
-  flat = jax.vmap(one)(offsets.reshape(-1, 2).astype(jnp.float32))
-  return flat.reshape(offsets.shape[:-1] + (h, w))
-
-
-class TemporalLocaliser(nn.Module):
-  """Localisation net L of the temporal transformation (Eq. 16).
-
-  The warp is bounded: a = 1 + r tanh(u), b = r tanh(v), r = `max_warp`, with
-  (u, v) from a zero-initialised head (so the identity warp at the start).
-  Unbounded, the SGD of the synthetic config drove a to about -12 within a
-  few hundred steps: every sample clamped to one edge frame, each video
-  became a single frame and training stalled at chance.
-
-  Attributes:
-    hidden: channels of the temporal conv.
-    max_warp: r, the largest change of scale |a - 1| and shift |b|.
-    dtype: computation dtype.
-    param_dtype: parameter dtype.
-  """
-  hidden: int = 64
-  max_warp: float = 0.5
-  dtype: Dtype = jnp.float32
-  param_dtype: Dtype = jnp.float32
-
-  @nn.compact
-  def __call__(self, pooled: jax.Array) -> jax.Array:
-    """[V, T, D] pooled features -> [V, 2] float32 warps (a, b)."""
-    x = nn.Conv(self.hidden, (3,), padding='SAME', dtype=self.dtype,
-                param_dtype=self.param_dtype, name='conv')(pooled)
-    x = nn.relu(x).mean(axis=1)  # [V, hidden]
-    raw = nn.Dense(2, kernel_init=nn.initializers.zeros, dtype=self.dtype,
-                   param_dtype=self.param_dtype, name='head')(x)
-    bounded = self.max_warp * jnp.tanh(raw.astype(jnp.float32))  # [V, 2]
-    return bounded + jnp.array([1.0, 0.0], jnp.float32)
-
-
-class TemporalRearrangement(nn.Module):
-  """W_k, W_q, W_v of the temporal rearrangement (Eqs. 17-18).
-
-  Attributes:
-    features: D, the width of all three projections.
-    locality: initial beta of the learned locality prior (see `attention`);
-      0 leaves it out (Eq. 17 as printed).
-    dtype: computation dtype.
-    param_dtype: parameter dtype.
-  """
-  features: int
-  locality: float = 0.0
-  dtype: Dtype = jnp.float32
-  param_dtype: Dtype = jnp.float32
-
-  def setup(self):
-    dense = functools.partial(
-        nn.Dense, self.features, kernel_init=_identity_init, dtype=self.dtype,
-        param_dtype=self.param_dtype)
-    self.key = dense(use_bias=False)
-    self.query = dense(use_bias=False)
-    self.value = dense()  # on maps [..., h, w, D] it is a 1x1 conv
-    if self.locality > 0:
-      self.log_locality = self.param(
-          'log_locality', nn.initializers.constant(math.log(self.locality)),
-          (), jnp.float32)
-
-  def attention(self, support: jax.Array, query: jax.Array) -> jax.Array:
-    """M_e of Eq. 17 for broadcastable leading dims.
-
-    With a locality prior the scores get `- beta (t - s)^2` (t, s in frame
-    steps), beta = exp(`log_locality`) learned, before the softmax.
-
-    Args:
-      support: [..., T, D] pooled prototype (the rows).
-      query: [..., T, D] pooled query (the columns).
-
-    Returns:
-      [..., T, T] float32; row t (a prototype step) is a distribution over the
-      query's steps.
-    """
-    scores = jnp.einsum('...td,...sd->...ts', self.key(support),
-                        self.query(query))
-    scores = scores.astype(jnp.float32) / math.sqrt(self.features)
-    if self.locality > 0:
-      steps = jnp.arange(scores.shape[-1], dtype=jnp.float32)
-      gap = (steps[:, None] - steps[None, :]) ** 2  # [T, T]
-      scores = scores - jnp.exp(self.log_locality) * gap
-    return jax.nn.softmax(scores, axis=-1)
-
-  def __call__(self, x: jax.Array) -> jax.Array:
-    """W_v x for x [..., D] (pooled features or maps)."""
-    return self.value(x)
-
-
-class OffsetPredictor(nn.Module):
-  """Offset predictor S of spatial coordination (Eq. 19), for all pairs.
-
-  Attributes:
-    hidden: channels of the 3x3 conv.
-    dtype: computation dtype.
-    param_dtype: parameter dtype.
-  """
-  hidden: int = 64
-  dtype: Dtype = jnp.float32
-  param_dtype: Dtype = jnp.float32
-
-  @nn.compact
-  def __call__(self, support, query, mixing=None):
-    """tanh(S(Cat(support_n, mixing_qn query_q))) for every pair (q, n).
-
-    Args:
-      support: [N, T, h, w, D] prototype maps.
-      query: [V_q, T, h, w, D] query maps.
-      mixing: optional [V_q, N, T, T] time mixing (M_e) of the query maps.
-
-    Returns:
-      [V_q, N, T, 2] float32 offsets (dy, dx) in [-1, 1] (units of max shift).
-    """
-    conv = functools.partial(nn.Conv, self.hidden, (3, 3), padding='SAME',
-                             dtype=self.dtype, param_dtype=self.param_dtype)
-    # Cat then conv == conv_support + conv_query (the kernel split by halves).
-    hid_s = conv(name='conv_support')(support)  # [N, T, h, w, k]
-    hid_q = conv(use_bias=False, name='conv_query')(query)  # [V_q, T, h, w, k]
-    if mixing is None:
-      hid_q = hid_q[:, None]  # [V_q, 1, T, h, w, k]
-    else:
-      hid_q = jnp.einsum('qnts,qshwk->qnthwk', mixing.astype(hid_q.dtype),
-                         hid_q)
-    hid = nn.relu(hid_s[None] + hid_q).mean(axis=(-3, -2))  # [V_q, N, T, k]
-    raw = nn.Dense(2, kernel_init=nn.initializers.zeros,
-                   bias_init=nn.initializers.zeros, dtype=self.dtype,
-                   param_dtype=self.param_dtype, name='head')(hid)
-    return jnp.tanh(raw.astype(jnp.float32))
 
 
 class _Episode(NamedTuple):
@@ -319,11 +120,6 @@ class _Episode(NamedTuple):
     return _Episode(*(None if x is None else fn(x) for x in self))
 
 
-def _pool(weights, maps, spec):
-  """Pools maps with `pooling_weights` by the einsum `spec`."""
-  return jnp.einsum(spec, weights.astype(maps.dtype), maps)
-
-
 class ActionAlignment(nn.Module):
   """Spatial-temporal action alignment of one episode (paper 3.4).
 
@@ -343,10 +139,10 @@ class ActionAlignment(nn.Module):
   Memory: see the module docstring (about 1 GB of temporaries for a 5-way
   5-shot episode with 25 queries at D = 2048, forward and backward).
 
-  Temporal coordination is `_temporal_transform` (TT) and
-  `_temporal_rearrangement` (TR), spatial coordination
-  `_spatial_coordination` (SC); `_temporal_first` and `_spatial_first` chain
-  TR and SC in either order, and `_diagnostics` has the cost (Eq. 35).
+  TT runs first (`temporal_coordination.transform`); `_temporal_first` and
+  `_spatial_first` then chain TR (`_temporal_rearrangement`) and SC
+  (`_spatial_coordination`, a `SpatialCoordination`) in either order, and
+  `_diagnostics` has the cost (Eq. 35).
 
   Attributes:
     way: N.
@@ -389,32 +185,6 @@ class ActionAlignment(nn.Module):
     return bool(train and switches.in_force(self, 'spatial', train)
                 and self.perturbations > 0 and self.perturbation_scale > 0)
 
-  def _pool_pairs(self, raw_offsets, size, train, rng):
-    """Pooling weights of the support (+o) and query (-o) for every pair.
-
-    Args:
-      raw_offsets: [V_q, N, T, 2] tanh outputs.
-      size: (h, w).
-      train: adds the perturbations.
-      rng: their key; None draws one from the 'sampler' stream.
-
-    Returns:
-      offsets [V_q, N, T, 2] in cells, weights_s and weights_q
-      [V_q, N, T, h, w] (means over the unperturbed and perturbed offsets).
-    """
-    side = jnp.array(size, jnp.float32)  # [2] cells per map side (h, w)
-    offsets = raw_offsets * (self.max_shift * side)  # [V_q, N, T, 2] cells
-    every = offsets[None]  # [1 + P, V_q, N, T, 2]
-    if self.perturbs(train):
-      if rng is None:
-        rng = self.make_rng('sampler')
-      noise = jax.random.normal(rng, (self.perturbations,) + offsets.shape)
-      every = jnp.concatenate(
-          [every, offsets + noise * (self.perturbation_scale * side)])
-    weights_s = pooling_weights(every, size).mean(0)
-    weights_q = pooling_weights(-every, size).mean(0)
-    return offsets, weights_s, weights_q
-
   @nn.compact
   def __call__(self, support, support_labels, query, *, train: bool,
                rng=None, support_videos: bool = False):
@@ -455,21 +225,13 @@ class ActionAlignment(nn.Module):
                       param_dtype=self.param_dtype, name='reduce')(maps)
     pooled = maps.mean(axis=(2, 3))  # [V, T, D]
     unaligned = self._episode(pooled, support_labels, v_s, False)
-    units = (
-        TemporalLocaliser(self.localisation_hidden, max_warp=self.max_warp,
-                          dtype=self.dtype, param_dtype=self.param_dtype,
-                          name='localiser'),
-        TemporalRearrangement(maps.shape[-1], locality=self.locality,
-                              dtype=self.dtype, param_dtype=self.param_dtype,
-                              name='rearrange'),
-        OffsetPredictor(self.offset_hidden, dtype=self.dtype,
-                        param_dtype=self.param_dtype, name='offsets'))
+    units = self._parts(maps.shape[-1])
     if self.is_initializing():
       self._init_other_mode(units, (transform, rearrange, coordinate),
                             needed, pooled, maps)
-    localiser, rearranger, predictor = units
+    localiser, rearranger, coordinator = units
 
-    warp, pooled, maps = self._temporal_transform(
+    warp, pooled, maps = temporal_coordination.transform(
         localiser if transform else None, pooled, maps if coordinate else None)
     pooled = self._episode(pooled, support_labels, v_s, support_videos)
     if coordinate:
@@ -477,7 +239,7 @@ class ActionAlignment(nn.Module):
     order = (self._temporal_first if self.order == 'temporal_first'
              else self._spatial_first)
     aligned, attention, raw_offsets, offsets = order(
-        rearranger if rearrange else None, predictor if coordinate else None,
+        rearranger if rearrange else None, coordinator if coordinate else None,
         pooled, maps, support_labels, train=train, rng=rng)
 
     aux = self._diagnostics(warp, attention, raw_offsets, offsets,
@@ -499,40 +261,37 @@ class ActionAlignment(nn.Module):
                                         self.way),
         query=x[num_support:])
 
+  def _parts(self, features):
+    """TT's localiser, TR's projections and SC, in this module's scope.
+
+    Args:
+      features: D, the width of the (reduced) maps.
+    """
+    parts = (
+        temporal_coordination.TemporalLocaliser(
+            self.localisation_hidden, max_warp=self.max_warp,
+            dtype=self.dtype, param_dtype=self.param_dtype, name='localiser'),
+        temporal_coordination.TemporalRearrangement(
+            features, locality=self.locality, dtype=self.dtype,
+            param_dtype=self.param_dtype, name='rearrange'),
+        spatial_coordination.SpatialCoordination(
+            self.offset_hidden, max_shift=self.max_shift,
+            perturbations=self.perturbations,
+            perturbation_scale=self.perturbation_scale, dtype=self.dtype,
+            param_dtype=self.param_dtype, name='spatial_coordination'))
+    nn.share_scope(self, parts[2])
+    return parts
+
   def _init_other_mode(self, units, in_force, needed, pooled, maps):
     """Creates the parameters of the units used only in the other mode."""
-    localiser, rearranger, predictor = units
+    localiser, rearranger, coordinator = units
     if needed[0] and not in_force[0]:
       localiser(pooled)
     if needed[1] and not in_force[1]:
       rearranger.attention(pooled[:1], pooled[:1])
       rearranger(pooled[:1])
     if needed[2] and not in_force[2]:
-      predictor(maps[:1], maps[:1])
-
-  def _temporal_transform(self, localiser, pooled, maps):
-    """Temporal coordination (TC), TT (Eq. 16): each video's warp.
-
-    The warp is linear in the features and commutes with the spatial mean,
-    so the maps are warped only when SC needs them.
-
-    Args:
-      localiser: `TemporalLocaliser`; None: TT off (the identity warp).
-      pooled: [V, T, D] pooled features.
-      maps: [V, T, h, w, D] maps, or None (not needed).
-
-    Returns:
-      warp [V, 2] (a, b) float32, and pooled and maps warped.
-    """
-    warp = jnp.tile(jnp.array([[1.0, 0.0]], jnp.float32), (pooled.shape[0], 1))
-    if localiser is None:
-      return warp, pooled, maps
-    warp = localiser(pooled)  # [V, 2]
-    warp_all = jax.vmap(temporal.temporal_warp)
-    pooled = warp_all(pooled, warp[:, 0], warp[:, 1])
-    if maps is not None:
-      maps = warp_all(maps, warp[:, 0], warp[:, 1])
-    return warp, pooled, maps
+      coordinator(maps[:1], maps[:1], perturb=False)
 
   def _temporal_rearrangement(self, rearranger, pooled, maps):
     """Temporal coordination (TC), TR (Eqs. 17-18) on the videos.
@@ -552,40 +311,29 @@ class ActionAlignment(nn.Module):
       maps = maps.map(rearranger)
     return attention, pooled.map(rearranger), maps
 
-  def _spatial_coordination(self, predictor, maps, support_labels, mixing,
+  def _spatial_coordination(self, coordinator, maps, support_labels, mixing,
                             train, rng):
-    """Spatial coordination (SC, Eqs. 19-21) of every pair.
+    """SC (Eqs. 19-21) of every pair, on an `_Episode` of maps.
 
     Args:
-      predictor: `OffsetPredictor`.
+      coordinator: `SpatialCoordination`.
       maps: `_Episode` of maps: support [V_s, T, h, w, D] (or None), proto
         [N, T, h, w, D], query [V_q, T, h, w, D].
       support_labels: [V_s].
-      mixing: M_e [V_q, N, T, T] of the query maps (TR came first), folded
-        into the query's pooling; None: no time mixing.
-      train: adds the perturbations.
-      rng: their key (`_pool_pairs`).
+      mixing: M_e [V_q, N, T, T] of the query maps (TR came first); None:
+        no time mixing.
+      train: adds the perturbations (where the module perturbs).
+      rng: their key.
 
     Returns:
       `_Episode` of the pooled pairs (support [V_q, V_s, T, D] or None,
       proto and query [V_q, N, T, D]); raw offsets [V_q, N, T, 2] (tanh
       outputs) and offsets (cells).
     """
-    raw_offsets = predictor(maps.proto, maps.query, mixing)
-    offsets, weights_s, weights_q = self._pool_pairs(
-        raw_offsets, maps.proto.shape[-3:-1], train, rng)
-    proto = _pool(weights_s, maps.proto, 'qnthw,nthwd->qntd')
-    support = None
-    if maps.support is not None:
-      support = _pool(weights_s[:, support_labels], maps.support,
-                      'qsthw,sthwd->qstd')
-    if mixing is None:
-      query = _pool(weights_q, maps.query, 'qnthw,qthwd->qntd')
-    else:
-      # Fold the query's masks into its time mixing: [V_q, N, T, T, h, w].
-      mixing = jnp.einsum('qnthw,qnts->qntshw', weights_q, mixing)
-      query = _pool(mixing, maps.query, 'qntshw,qshwd->qntd')
-    return _Episode(support, proto, query), raw_offsets, offsets
+    pooled, raw_offsets, offsets = coordinator(
+        maps.proto, maps.query, maps.support, support_labels, mixing,
+        perturb=self.perturbs(train), rng=rng)
+    return _Episode(*pooled), raw_offsets, offsets
 
   def _pairs(self, pooled):
     """Per-video pooled features as pairs, with no pair dependence: proto
@@ -595,13 +343,13 @@ class ActionAlignment(nn.Module):
                     proto=jnp.broadcast_to(pooled.proto[None], pair),
                     query=jnp.broadcast_to(pooled.query[:, None], pair))
 
-  def _temporal_first(self, rearranger, predictor, pooled, maps,
+  def _temporal_first(self, rearranger, coordinator, pooled, maps,
                       support_labels, *, train, rng):
     """order='temporal_first': TR on the warped videos, then SC.
 
     Args:
       rearranger: `TemporalRearrangement`, or None (TR off).
-      predictor: `OffsetPredictor`, or None (SC off).
+      coordinator: `SpatialCoordination`, or None (SC off).
       pooled: `_Episode` of pooled features after TT.
       maps: `_Episode` of maps after TT (None without SC).
       support_labels: [V_s].
@@ -615,9 +363,9 @@ class ActionAlignment(nn.Module):
     if rearranger is not None:
       attention, pooled, maps = self._temporal_rearrangement(
           rearranger, pooled, maps)
-    if predictor is not None:
+    if coordinator is not None:
       aligned, raw_offsets, offsets = self._spatial_coordination(
-          predictor, maps, support_labels, attention, train, rng)
+          coordinator, maps, support_labels, attention, train, rng)
     else:
       aligned = self._pairs(pooled)
       if attention is not None:
@@ -626,15 +374,15 @@ class ActionAlignment(nn.Module):
             pooled.query))
     return aligned, attention, raw_offsets, offsets
 
-  def _spatial_first(self, rearranger, predictor, pooled, maps,
+  def _spatial_first(self, rearranger, coordinator, pooled, maps,
                      support_labels, *, train, rng):
     """order='spatial_first' (Table 14): SC on the warped maps, then TR on
     each pair's SC-pooled features. Arguments and returns as
     `_temporal_first`."""
     attention = raw_offsets = offsets = None
-    if predictor is not None:
+    if coordinator is not None:
       aligned, raw_offsets, offsets = self._spatial_coordination(
-          predictor, maps, support_labels, None, train, rng)
+          coordinator, maps, support_labels, None, train, rng)
     else:
       aligned = self._pairs(pooled)
     if rearranger is not None:

@@ -47,7 +47,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from vim_jax.models import protonet
-from vim_jax.models import sampler
+from vim_jax.models import temporal_selector
 from vim_jax.ops import otam as otam_ops
 
 Dtype = Any
@@ -333,7 +333,8 @@ class TRXHead(nn.Module):
     """
     del train  # No dropout.
     frames, channels = query.shape[-2:]
-    position = self.pe_scale * sampler.position_embedding(frames, channels)
+    position = self.pe_scale * temporal_selector.position_embedding(
+        frames, channels)
     support = support + position.astype(support.dtype)
     query = query + position.astype(query.dtype)
     onehot = jax.nn.one_hot(support_labels, self.way, dtype=jnp.float32)
@@ -451,7 +452,8 @@ class HyRSMHead(nn.Module):
     num_support = support.shape[1]
     num_query, rows, frames, channels = query.shape
     kwargs = dict(dtype=self.dtype, param_dtype=self.param_dtype)
-    position = self.pe_scale * sampler.position_embedding(frames, channels)
+    position = self.pe_scale * temporal_selector.position_embedding(
+        frames, channels)
     intra = ResidualAttention(self.heads, name='intra', **kwargs)
 
     def attend_frames(videos):  # [..., T, C], each video on its own

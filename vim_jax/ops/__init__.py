@@ -8,7 +8,7 @@
 - `depthwise_conv3x3`: the scan network's depthwise convolution, fast on CPU.
 - `otam_distance`, `otam_cost`, `bi_mhm`: video distances over frame distance
   matrices, for the OTAM and HyRSM heads (Table 3).
-- `l2_normalise`: unit vectors with a guarded norm.
+- `l2_normalise`, `minmax_normalise`: guarded normalisations.
 - `dense_frame_indices`: the segment-based frame indices that the input
   pipeline, the model and the figures share (numpy).
 """
@@ -19,6 +19,7 @@ _MODULE_OF = {
     'dense_frame_indices': 'frames',
     'depthwise_conv3x3': 'depthwise',
     'l2_normalise': 'vectors',
+    'minmax_normalise': 'vectors',
     'offset_mask': 'spatial',
     'otam_cost': 'otam',
     'otam_distance': 'otam',

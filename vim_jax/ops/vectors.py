@@ -1,4 +1,4 @@
-"""Unit vectors with a guarded norm."""
+"""Guarded normalisations: unit vectors and min-max scaling to [0, 1]."""
 import jax.numpy as jnp
 
 
@@ -12,3 +12,15 @@ def l2_normalise(x, axis: int = -1, eps: float = 1e-6):
   vector, and with it the trained models; no feature here is exactly zero.
   """
   return x / jnp.maximum(jnp.linalg.norm(x, axis=axis, keepdims=True), eps)
+
+
+def minmax_normalise(x, axis):
+  """Min-max normalisation of `x` to [0, 1] over `axis`, guarded.
+
+  A constant input gives zeros (never NaN); the range is floored at
+  1e-6 max|x| + 1e-12 so a near-constant input is not blown up from rounding.
+  """
+  low = x.min(axis=axis, keepdims=True)
+  high = x.max(axis=axis, keepdims=True)
+  guard = 1e-6 * jnp.abs(x).max(axis=axis, keepdims=True) + 1e-12
+  return (x - low) / jnp.maximum(high - low, guard)
