@@ -166,13 +166,23 @@ def test_full_vim_step_on_four_devices_equals_one():
     np.testing.assert_allclose(values, [m[key] for m in metrics_4], rtol=1e-5,
                                atol=1e-6, err_msg=key)
   assert metrics_1[0]['intra_loss'] > 0
-  # Parameters are O(0.1-1); steps of batch norm on random pixels amplify
-  # rounding (see tests/test_parallel.py). Measured: 8e-6 after three steps;
-  # the bound is 1e-4.
-  for tree in ('params', 'batch_stats'):
-    for x, y in zip(jax.tree.leaves(getattr(state_1, tree)),
-                    jax.tree.leaves(getattr(state_4, tree))):
-      np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-4)
+  # Two steps of batch norm and the scan distillation on random pixels
+  # amplify rounding, by how much depends on the CPU (the summation order
+  # of its kernels): the largest parameter difference measured was 8e-6 on
+  # one machine and 1e-3 on another, in the scan net, whose two updates were
+  # 0.3 there. So each leaf's difference is bounded relative to its own
+  # update (measured: at most 1.3 %); a step that mis-reduces over devices
+  # (a sum for a mean, a missing all-reduce) is off by the order of the
+  # update itself. The running statistics move little: absolute bound.
+  for path, x in jax.tree_util.tree_flatten_with_path(state_1.params)[0]:
+    y = _get(state_4.params, tuple(k.key for k in path))
+    start = _get(init.params, tuple(k.key for k in path))
+    update = np.abs(x - start).max()
+    assert np.abs(x - y).max() <= 0.05 * update + 1e-6, (
+        jax.tree_util.keystr(path), np.abs(x - y).max(), update)
+  for x, y in zip(jax.tree.leaves(state_1.batch_stats),
+                  jax.tree.leaves(state_4.batch_stats)):
+    np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-4)
   # Every module was trained by the step.
   for path in (('sampler', 'evaluator_w1'), ('sampler', 'generator_t'),
                ('alignment', 'rearrange'), ('alignment', 'offsets'),
