@@ -135,6 +135,10 @@ def get_config(arg=None):
   sampler.saliency_floor = 0.05  # uniform floor under the saliency profile
   # Whether train.uniform_prior_steps also starts SA at the identity warp.
   sampler.spatial_prior = False
+  # Whether train.uniform_prior_steps mixes the uniform frames into TS's
+  # ranking (False: TS selects by its own scores from the first step, while
+  # SA keeps its prior if `spatial_prior`).
+  sampler.temporal_prior = True
   # Eq. 1's position embedding in TS's evaluator (its scale learned from 0).
   sampler.position_embedding = True
   # ShuffleNetV2 fields overriding `scan_net`'s (tests use a tiny scan net).

@@ -227,6 +227,40 @@ def test_uniform_prior_mixes_the_scores():
                                 np.broadcast_to(uniform, (V_S + V_Q, T)))
 
 
+def test_temporal_prior_off_leaves_ts_alone_and_sa_on_its_prior():
+  """`temporal_prior=False`: lambda = 1 leaves TS's training scores and
+  selection as at lambda = 0, while SA (`spatial_prior`) still takes the
+  prior: its saliency is the constant 1 (the identity warp), so the frames
+  are TS's own (smoothed) selection unwarped, `indicators @ videos` by hand
+  here."""
+  module, variables, _, _ = _setup_of(spatial_prior=True,
+                                      temporal_prior=False)
+  support, labels, query = _episode()
+
+  @jax.jit
+  def train(prior):
+    (s_out, q_out, aux), _ = module.apply(
+        variables, support, labels, query, train=True, sigma=0.05,
+        prior=prior, rngs={'sampler': jax.random.key(0)},
+        mutable=['batch_stats', 'intermediates'])
+    return jnp.concatenate([s_out, q_out]), aux
+
+  _, aux0 = train(0.0)
+  frames1, aux1 = train(1.0)
+  for key in ('scores', 'indices', 'indicators'):
+    np.testing.assert_array_equal(np.asarray(aux1[key]),
+                                  np.asarray(aux0[key]))
+  indices = np.asarray(aux0['indices'])
+  assert not np.array_equal(
+      indices, np.broadcast_to(frames_ops.dense_frame_indices(M, T),
+                               indices.shape))  # TS's own choice
+  np.testing.assert_allclose(np.asarray(aux1['saliency']), 1.0)
+  videos = np.concatenate([np.asarray(support), np.asarray(query)])
+  by_hand = np.einsum('vtm,vmhwc->vthwc', np.asarray(aux0['indicators']),
+                      videos)
+  np.testing.assert_allclose(np.asarray(frames1), by_hand, atol=1e-4)
+
+
 @pytest.mark.parametrize('spatial_prior', [False, True])
 def test_spatial_prior_starts_at_the_identity_warp(spatial_prior):
   """With `spatial_prior`, SA amplifies by (1 - lambda) a + lambda in training.

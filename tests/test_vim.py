@@ -416,6 +416,25 @@ def test_ablate_over_seeds(tmp_path):
     ablate.run_seeds(str(workdir), rows, make, [0, 0])
 
 
+def test_seed_table_of_one_seed_says_so(tmp_path):
+  """A table over one training seed has no t-interval: it says '(1 seed)'
+  where two seeds give '± HALF', never 'nan'."""
+  def entry(row, acc, delta):
+    return dict(row=row, description=row, seeds=[0], seed_accuracy=[acc],
+                accuracy=acc, ci95=float('nan'), seed_vs_first=[delta],
+                vs_first=[delta, float('nan')], frames_in_span=58.3,
+                unaligned_accuracy=None, warps_at_bound=None,
+                offsets_at_bound=None)
+  ablate.write_seed_table(str(tmp_path), [entry('trx', 55.28, 0.0),
+                                          entry('trx_vim', 31.52, -23.76)],
+                          'a title')
+  text = (tmp_path / 'ablation.md').read_text()
+  assert 'nan' not in text
+  assert ('| trx_vim | trx_vim | 31.52 (1 seed) | 31.5 | -23.76 (1 seed) |'
+          in text)
+  assert '| trx | trx | 55.28 (1 seed) | 55.3 | +0.00 (1 seed) |' in text
+
+
 def test_gradient_norms_per_module_and_term():
   """The logged gradient norms: per module against the first SGD update
   (update = -lr (g + wd p) with zero momentum), per term against each

@@ -58,6 +58,7 @@ difference ('-').
 import importlib.util
 import json
 import logging
+import math
 import os
 import time
 from typing import Callable, Sequence
@@ -527,6 +528,14 @@ def summarise_seeds(tables: dict) -> list:
   return summary
 
 
+def _mean_interval(mean, half, sign=''):
+  """'MEAN ± HALF', or 'MEAN (1 seed)' where one seed has no interval
+  (`evaluate.seed_interval`'s NaN)."""
+  if math.isnan(half):
+    return f'{mean:{sign}.2f} (1 seed)'
+  return f'{mean:{sign}.2f} ± {half:.2f}'
+
+
 def write_seed_table(workdir, summary, title):
   """WORKDIR/ablation.md and ablation.json for the table over seeds."""
   first = summary[0]['row']
@@ -547,14 +556,15 @@ def write_seed_table(workdir, summary, title):
     if r['vs_first'] is None:
       delta = per_delta = '-'
     else:
-      delta = '{:+.2f} ± {:.2f}'.format(*r['vs_first'])
+      delta = _mean_interval(*r['vs_first'], sign='+')
       per_delta = ', '.join(f'{d:+.1f}' for d in r['seed_vs_first'])
     means = (_number(r['frames_in_span'], '.1f'),
              _number(r['unaligned_accuracy'], '.2f'),
              _number(r['warps_at_bound'], '.0f'),
              _number(r['offsets_at_bound'], '.0f'))
-    lines.append(f'| {r["row"]} | {r["description"]} | {r["accuracy"]:.2f} '
-                 f'± {r["ci95"]:.2f} | {per_seed} | {delta} | {per_delta} | '
+    accuracy = _mean_interval(r['accuracy'], r['ci95'])
+    lines.append(f'| {r["row"]} | {r["description"]} | {accuracy} | '
+                 f'{per_seed} | {delta} | {per_delta} | '
                  '{} | {} | {} / {} |'.format(*means))
   with open(os.path.join(workdir, 'ablation.md'), 'w') as f:
     f.write('\n'.join(lines) + '\n')

@@ -179,6 +179,7 @@ class VideoSampler(nn.Module):
   task_dim: int = 128
   saliency_floor: float = 0.05
   spatial_prior: bool = False
+  temporal_prior: bool = True
   position_embedding: bool = True
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
@@ -231,13 +232,14 @@ class VideoSampler(nn.Module):
       sigma: noise scale of the perturbed top-k in training (traced scalar
         allowed); a Python 0 selects the hard top-k.
       prior: weight lambda in [0, 1] of the uniform prior in training
-        (traced scalar allowed): TS ranks `(1 - lambda) s + lambda u`, s
-        the min-max scores and u 1 on the T uniform frames (segment centres)
-        and 0 elsewhere. lambda >= 0.5 selects the uniform frames whatever
-        the scores (up to the top-k noise); 0, and always at evaluation,
-        leaves the scores alone. With `spatial_prior` SA amplifies by
-        `(1 - lambda) a + lambda` instead of the min-max saliency a, so
-        lambda = 1 is the identity warp (uniform sampling in space too).
+        (traced scalar allowed): with `temporal_prior` TS ranks
+        `(1 - lambda) s + lambda u`, s the min-max scores and u 1 on the T
+        uniform frames (segment centres) and 0 elsewhere. lambda >= 0.5
+        selects the uniform frames whatever the scores (up to the top-k
+        noise); 0, and always at evaluation, leaves the scores alone. With
+        `spatial_prior` SA amplifies by `(1 - lambda) a + lambda` instead of
+        the min-max saliency a, so lambda = 1 is the identity warp (uniform
+        sampling in space too).
       rescan: with SA in force, 'scan_selected' are the scan features of the
         amplified frames, scanned again (the frames the backbone sees,
         X = Sampler(X_D) of Eq. 27), so that L_intra reaches SA and w_s;
@@ -269,7 +271,8 @@ class VideoSampler(nn.Module):
                       adaptive=adaptive, train=train)
     selection = selector(scan.read, scan.read_video, scan.maps, w2,
                          run=units.w1, temporal=temporal, train=train,
-                         prior=prior, sigma=sigma)
+                         prior=prior if self.temporal_prior else 0.0,
+                         sigma=sigma)
     selected = temporal_selector.select(videos, selection)  # [V, T, H, W, 3]
     scan_selected = jnp.einsum(
         'vtm,vmc->vtc', selection.indicators, scan.pooled,
