@@ -40,7 +40,14 @@ Choices the paper leaves open that concern the whole sampler (see DESIGN.md
   constant map is the identity warp). With pretrained networks this is what
   makes the sampler robust over training seeds on the procedural data
   (mean gain over ProtoNet +9.2 +- 5.1 points over five seeds with it,
-  +3.1 +- 18.3 without; docs/results.md).
+  +3.1 +- 18.3 without; docs/results.md). The prior's cost, measured:
+  while it holds, L_cls's gradient moves TS off the action (the top-k's
+  Jacobian is taken at the mixed ranking, whose boundary frames are not
+  TS's own), so TS hands over a selection worse than its initial one.
+  `temporal_prior=False` keeps the prior out of TS's ranking and leaves SA
+  its spatial prior: TS then finds the action early, but on the procedural
+  data full VIM ended lower (the backbone trained on TS's frames from step
+  1; docs/results.md, Table 3), so the default keeps both priors.
 - Scan-net distillation (`train.scan_distill_weight`, beyond the paper,
   whose scan net starts from ImageNet). From scratch nothing gives the scan
   net a signal that tells the actor from the clutter: its features, used as
