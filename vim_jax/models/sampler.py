@@ -41,9 +41,10 @@ Choices the paper leaves open that concern the whole sampler (see DESIGN.md
   makes the sampler robust over training seeds on the procedural data
   (mean gain over ProtoNet +9.2 +- 5.1 points over five seeds with it,
   +3.1 +- 18.3 without; docs/results.md). The prior's cost, measured:
-  while it holds, L_cls's gradient moves TS off the action (the top-k's
-  Jacobian is taken at the mixed ranking, whose boundary frames are not
-  TS's own), so TS hands over a selection worse than its initial one.
+  while it holds, L_cls's gradient moves TS off the action, so TS hands
+  over a selection worse than its initial one (a likely reason, not
+  measured: the top-k's Jacobian is taken at the mixed ranking, whose
+  boundary frames are not those of TS's own).
   `temporal_prior=False` keeps the prior out of TS's ranking and leaves SA
   its spatial prior: TS then finds the action early, but on the procedural
   data full VIM ended lower (the backbone trained on TS's frames from step
