@@ -195,21 +195,29 @@ def test_shapes_modes_and_selection():
   assert np.all(np.diff(np.asarray(taux3['indices']), axis=1) > 0)
 
 
-def test_uniform_prior_mixes_the_scores():
-  """Training ranks (1 - lambda) s + lambda u; lambda = 1 gives uniform frames."""
-  module, variables, _, _ = _setup_of(spatial=False)
-  support, labels, query = _episode()
-  uniform = frames_ops.dense_frame_indices(M, T)
-  u = np.zeros(M, np.float32)
-  u[uniform] = 1.0
+def _train_at_prior(module, variables, episode, sigma=0.0):
+  """A jitted prior -> (frames [V, T, ...] support first, aux) of one
+  training-mode pass on `episode` with a fixed 'sampler' key."""
+  support, labels, query = episode
 
   @jax.jit
   def train(prior):
-    (_, _, aux), _ = module.apply(
-        variables, support, labels, query, train=True, sigma=0.05,
+    (s_out, q_out, aux), _ = module.apply(
+        variables, support, labels, query, train=True, sigma=sigma,
         prior=prior, rngs={'sampler': jax.random.key(0)},
         mutable=['batch_stats', 'intermediates'])
-    return aux
+    return jnp.concatenate([s_out, q_out]), aux
+  return train
+
+
+def test_uniform_prior_mixes_the_scores():
+  """Training ranks (1 - lambda) s + lambda u; lambda = 1 gives uniform frames."""
+  module, variables, _, _ = _setup_of(spatial=False)
+  run = _train_at_prior(module, variables, _episode(), sigma=0.05)
+  train = lambda prior: run(prior)[1]
+  uniform = frames_ops.dense_frame_indices(M, T)
+  u = np.zeros(M, np.float32)
+  u[uniform] = 1.0
 
   # The mixing is checked against the train-mode scores at prior 0 (the
   # scan features differ from evaluation's by the batch statistics).
@@ -236,14 +244,8 @@ def test_temporal_prior_off_leaves_ts_alone_and_sa_on_its_prior():
   module, variables, _, _ = _setup_of(spatial_prior=True,
                                       temporal_prior=False)
   support, labels, query = _episode()
-
-  @jax.jit
-  def train(prior):
-    (s_out, q_out, aux), _ = module.apply(
-        variables, support, labels, query, train=True, sigma=0.05,
-        prior=prior, rngs={'sampler': jax.random.key(0)},
-        mutable=['batch_stats', 'intermediates'])
-    return jnp.concatenate([s_out, q_out]), aux
+  train = _train_at_prior(module, variables, (support, labels, query),
+                          sigma=0.05)
 
   _, aux0 = train(0.0)
   frames1, aux1 = train(1.0)
@@ -272,14 +274,7 @@ def test_spatial_prior_starts_at_the_identity_warp(spatial_prior):
   module, variables, _, _ = _setup_of(temporal=False,
                                       spatial_prior=spatial_prior)
   support, labels, query = _episode()
-
-  @jax.jit
-  def train(prior):
-    (s_out, q_out, aux), _ = module.apply(
-        variables, support, labels, query, train=True, prior=prior,
-        rngs={'sampler': jax.random.key(0)},
-        mutable=['batch_stats', 'intermediates'])
-    return jnp.concatenate([s_out, q_out]), aux
+  train = _train_at_prior(module, variables, (support, labels, query))
 
   videos = np.concatenate([np.asarray(support), np.asarray(query)])
   uniform = videos[:, frames_ops.dense_frame_indices(M, T)]
