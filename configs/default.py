@@ -196,6 +196,12 @@ def get_config(arg=None):
   # Weight of the scan net's distillation from the backbone (not in the
   # paper; vim_jax/losses.py `scan_distillation`).
   train.scan_distill_weight = 0.0
+  # Whose scan features it pairs with the backbone's: 'selected' (the
+  # selected dense frames before SA, from the scan of all M frames) or
+  # 'amplified' (the frames the backbone sees, the amplified ones scanned
+  # again, as L_intra's are: only these T frames then need the scan net's
+  # backward, and with model.sampler.detach_scan the M-frame scan none).
+  train.scan_distill_frames = 'selected'
   # L_inter's estimator (vim_jax/losses.py): 'features' (the authors' code:
   # KL of the query frames' channel distributions after the alignment from
   # before it, minimised) or 'prediction' (VSD on class distributions:

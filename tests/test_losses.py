@@ -16,6 +16,7 @@ from vim_jax import losses
 from vim_jax import steps
 from vim_jax import train
 from vim_jax.models import build
+from vim_jax.models import shufflenet
 
 
 def _logits(seed, shape=(5, 4), scale=3.0):
@@ -502,3 +503,64 @@ def test_distillation_gradient_reaches_the_scan_net_only(model_grads):
       assert _max_abs(distill['sampler'][name]) == 0.0, name
   assert _max_abs(distill['backbone']) == 0.0
   assert _max_abs(distill['alignment']) == 0.0
+
+
+def test_distillation_on_the_amplified_frames_scans_what_the_backbone_saw():
+  """`distill_amplified` (train.scan_distill_frames='amplified'): the
+  distillation's scan side is the scan net run by hand on the frames the
+  backbone saw (the amplified ones, held fixed), and with `detach_scan` so
+  is its whole gradient into the scan net: the scan of the M dense frames
+  adds none. 'selected' pairs other features (those of the dense frames
+  before SA)."""
+  config = maps_config('full')
+  config.model.sampler.detach_scan = True
+  model = build.model(config.model, way=config.data.way)
+  episode = random_episode(config)
+  keys = {'params': jax.random.PRNGKey(0), 'sampler': jax.random.PRNGKey(1)}
+  variables = random_variables(jax.eval_shape(
+      lambda ep: model.init(keys, ep, train=False), episode))
+  sampler = config.model.sampler
+  scan = shufflenet.build_scan_network(sampler.scan_net).clone(
+      **sampler.scan_kwargs)
+
+  def by_hand(scan_params, frames):
+    v, t = frames.shape[:2]
+    maps, _ = scan.apply(
+        {'params': scan_params,
+         'batch_stats': variables['batch_stats']['sampler']['scan']},
+        frames.reshape((v * t,) + frames.shape[2:]), train=True,
+        mutable=['batch_stats'])
+    return maps.mean((1, 2)).reshape(v, t, -1)
+
+  @jax.jit
+  def run(params):
+    full = dict(variables, params=params)
+    frames = model.apply(
+        full, episode, method=lambda m, ep: m._input_frames(
+            ep, train=True, sigma=0.1, prior=0.0, intra=False,
+            rescan=True)[0], rngs={'sampler': jax.random.PRNGKey(2)},
+        mutable=['batch_stats'])[0]
+    out = {which: _apply(model, full, episode, distill_amplified=which)
+           for which in (True, False)}
+
+    def distill(p):
+      return losses.scan_distillation(*_apply(
+          model, dict(variables, params=p), episode,
+          distill_amplified=True)['distill_frames'])
+
+    def distill_by_hand(scan_params):
+      return losses.scan_distillation(
+          by_hand(scan_params, jax.lax.stop_gradient(frames)),
+          out[True]['distill_frames'][1])
+    return (frames, out, jax.grad(distill)(params)['sampler']['scan'],
+            jax.grad(distill_by_hand)(params['sampler']['scan']))
+
+  frames, out, grad, grad_by_hand = run(variables['params'])
+  assert 'intra_logits' not in out[True]  # the rescan without L_intra
+  hand = by_hand(variables['params']['sampler']['scan'], frames)
+  np.testing.assert_allclose(out[True]['distill_frames'][0], hand,
+                             rtol=1e-4, atol=1e-5)
+  assert not np.allclose(out[False]['distill_frames'][0], hand, atol=1e-3)
+  assert _max_abs(grad) > 1e-6
+  for a, b in zip(jax.tree.leaves(grad), jax.tree.leaves(grad_by_hand)):
+    np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-6)

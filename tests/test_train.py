@@ -123,6 +123,8 @@ def test_resume_after_kill(full_run, data_dir, tmp_path):
      "config.train.inter_estimator='logits' is not one of"),
     (['--config.train.cls_reduction=max'],
      "config.train.cls_reduction='max' is not one of"),
+    (['--config.train.scan_distill_frames=dense'],
+     "config.train.scan_distill_frames='dense' is not one of"),
     (['--config.train.inter_temperature=0'],
      "config.train.inter_temperature=0.0 must be positive"),
     (['--config.train.mi_weight_scale=-1'],

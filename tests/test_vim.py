@@ -81,7 +81,10 @@ def test_rows_switch_what_they_say():
   assert describe('ts_sa') == 'TS+SA, L_intra x1'
   config = vim_config.get_config('row=ts_sa,base=test')
   config.train.scan_distill_weight = 10.0
-  assert ablate.describe(config) == 'TS+SA, L_intra x1, scan distill x10'
+  assert ablate.describe(config) == ('TS+SA, L_intra x1, '
+                                     'scan distill x10 (selected)')
+  config.train.scan_distill_frames = 'amplified'
+  assert ablate.describe(config).endswith('scan distill x10 (amplified)')
   assert describe('sc_first').startswith('TS+SA+Ada, TT+TR+SC (SC first)')
   assert describe('mgsampler') == 'MGSampler'
   assert describe('trx') == 'TRX metric'

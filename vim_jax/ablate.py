@@ -158,7 +158,8 @@ def describe(config) -> str:
   if few_shot.uses_sampler(model) and train.mu1:
     parts.append(f'L_intra x{train.mu1:g}')
   if few_shot.uses_sampler(model) and train.scan_distill_weight:
-    parts.append(f'scan distill x{train.scan_distill_weight:g}')
+    parts.append(f'scan distill x{train.scan_distill_weight:g} '
+                 f'({train.scan_distill_frames})')
   if few_shot.uses_alignment(model) and train.mu2:
     beta = train.inter_kl_weight
     notes = ([f'KL x{beta:g}'] if beta != 1 else []) + (

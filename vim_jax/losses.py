@@ -24,6 +24,9 @@ INTER_ESTIMATORS = ('features', 'prediction')
 # What L_inter's gradient reaches (`train.inter_grad`; `steps.train_step`).
 INTER_GRADS = ('all', 'alignment')
 CLS_REDUCTIONS = ('mean', 'sum')
+# Which frames' scan features `scan_distillation` pairs with the backbone's
+# (`few_shot.FewShotModel.__call__`'s `distill_amplified`).
+SCAN_DISTILL_FRAMES = ('selected', 'amplified')
 
 
 def classification(logits, labels, reduction='mean'):

@@ -193,13 +193,18 @@ def train_step(state: TrainState, batch, *, model, train_config):
   # L_intra's inputs (a second scan of the amplified frames) only when it
   # is weighed.
   intra = bool(losses.term_weight(train_config, 'intra_loss'))
+  # The scan distillation on the amplified frames rescans them too.
+  distill_amplified = bool(train_config.scan_distill_frames == 'amplified'
+                           and losses.term_weight(train_config,
+                                                  'distill_loss'))
 
   def loss_fn(params, term=None):
     def one(episode, key):
       variables = {'params': params, 'batch_stats': state.batch_stats}
       outputs, mutated = model.apply(
           variables, episode, train=True, sigma=sigma, prior=prior,
-          intra=intra, rngs={'sampler': key}, mutable=['batch_stats'])
+          intra=intra, distill_amplified=distill_amplified,
+          rngs={'sampler': key}, mutable=['batch_stats'])
       if routed and 'alignment_input' in outputs:
         outputs.update(routed_inter_outputs(model, variables, outputs,
                                             episode))

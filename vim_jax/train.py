@@ -76,7 +76,9 @@ def check_config(config, workdir: str, num_devices: int):
       ('train.inter_grad', train.inter_grad, losses.INTER_GRADS),
       ('train.inter_estimator', train.inter_estimator,
        losses.INTER_ESTIMATORS),
-      ('train.cls_reduction', train.cls_reduction, losses.CLS_REDUCTIONS)]:
+      ('train.cls_reduction', train.cls_reduction, losses.CLS_REDUCTIONS),
+      ('train.scan_distill_frames', train.scan_distill_frames,
+       losses.SCAN_DISTILL_FRAMES)]:
     if value not in allowed:
       raise ValueError(
           f'config.{field}={value!r} is not one of {allowed}.')

@@ -93,7 +93,8 @@ class FewShotModel(nn.Module):
     return videos[:, frames_ops.dense_frame_indices(m, t)]
 
   def __call__(self, episode: dict[str, Any], *, train: bool,
-               sigma: float = 0.0, prior: float = 0.0, intra: bool = False):
+               sigma: float = 0.0, prior: float = 0.0, intra: bool = False,
+               distill_amplified: bool = False):
     """Runs one episode.
 
     Args:
@@ -106,6 +107,10 @@ class FewShotModel(nn.Module):
       intra: compute L_intra's inputs 'intra_logits' (with a sampler): the
         scan features of the frames the sampler produced, amplified ones
         rescanned (`VideoSampler`'s `rescan`), against the dense frames'.
+      distill_amplified: 'distill_frames' pair the backbone's features with
+        the scan net's on the same frames, the amplified ones rescanned
+        (`train.scan_distill_frames='amplified'`), instead of the scan
+        features of the selected dense frames before SA.
 
     Returns:
       A dict with 'logits' [V_q, N], and 'sampler' / 'alignment' dicts of the
@@ -124,19 +129,15 @@ class FewShotModel(nn.Module):
     """
     num_support = episode['support'].shape[0]
     labels = episode['support_labels']
-    videos, outputs = self._input_frames(episode, train=train, sigma=sigma,
-                                         prior=prior, intra=intra)
+    videos, outputs = self._input_frames(
+        episode, train=train, sigma=sigma, prior=prior, intra=intra,
+        rescan=intra or distill_amplified)
     maps = self.embed(videos, train=train)  # [V, T, h, w, C]
     features = maps.mean(axis=(2, 3))  # [V, T, C]
     if self.sampler is not None:
-      # The scan features of the frames the backbone saw, for
-      # `losses.scan_distillation`; the selection is fixed there (the
-      # distillation trains the scan net, not TS).
-      aux = outputs['sampler']
-      scan_frames = jnp.einsum(
-          'vtm,vmc->vtc', jax.lax.stop_gradient(aux['indicators']),
-          aux['scan_frames'], precision=jax.lax.Precision.HIGHEST)
-      outputs['distill_frames'] = (scan_frames, features)
+      outputs['distill_frames'] = (
+          self._distilled_scan(outputs['sampler'], distill_amplified),
+          features)
     if self.head is not None:
       unaligned = self.head(features[:num_support], labels,
                             features[num_support:], train=train)
@@ -149,11 +150,26 @@ class FewShotModel(nn.Module):
       outputs['logits'] = unaligned
     return outputs
 
-  def _input_frames(self, episode, *, train, sigma, prior, intra):
+  @staticmethod
+  def _distilled_scan(aux, amplified):
+    """The scan features [V, T, c] that `losses.scan_distillation` pairs
+    with the backbone's: of the amplified frames when `amplified` and SA
+    rescanned them (then only these T frames need the scan net's
+    backward), else of the selected dense frames, which without SA are the
+    frames the backbone saw. The selection is fixed there (the
+    distillation trains the scan net, not TS)."""
+    if amplified and 'scan_amplified' in aux:
+      return aux['scan_amplified']
+    return jnp.einsum(
+        'vtm,vmc->vtc', jax.lax.stop_gradient(aux['indicators']),
+        aux['scan_frames'], precision=jax.lax.Precision.HIGHEST)
+
+  def _input_frames(self, episode, *, train, sigma, prior, intra, rescan):
     """The T frames of every video that the backbone sees, support first.
 
     The sampler's frames, or without a sampler the uniformly sampled ones
-    (`select_frames`). Arguments as `__call__`'s.
+    (`select_frames`). Arguments as `__call__`'s; `rescan` is the
+    sampler's (`VideoSampler.__call__`).
 
     Returns:
       [V, T, H, W, 3] normalised frames, and the first outputs: with the
@@ -169,7 +185,7 @@ class FewShotModel(nn.Module):
     support, query, outputs['sampler'] = self.sampler(
         normalisation_lib.normalise(episode['support'], dtype), labels,
         normalisation_lib.normalise(episode['query'], dtype), train=train,
-        sigma=sigma, prior=prior, rescan=intra)
+        sigma=sigma, prior=prior, rescan=rescan)
     if intra:
       # L_intra's predictions from scan features, dense vs produced
       # frames; one pooled vector per video, weighted like a T-frame

@@ -56,7 +56,11 @@ Choices the paper leaves open that concern the whole sampler (see DESIGN.md
   noise and finds the action in some seeds only. With the weight set, the
   scan net also learns to reproduce the backbone's angles between the
   selected frames (`losses.scan_distillation`; its features then reach
-  26.9-28.9 %, docs/results.md); `aux['scan_frames']` feeds it.
+  26.9-28.9 %, docs/results.md); `aux['scan_frames']` feeds it, or with
+  `train.scan_distill_frames='amplified'` the rescan of the frames the
+  backbone saw (`aux['scan_amplified']`), so that both networks are
+  compared on the same pixels once SA amplifies, and the scan of the M
+  dense frames needs no backward pass under `detach_scan`.
 - `detach_scan` (beyond the paper, which trains the scan net end to end
   from ImageNet weights): TS's evaluator, SA's saliency and the task
   encoder read the scan maps behind a stop-gradient, so the scan net learns
@@ -262,7 +266,8 @@ class VideoSampler(nn.Module):
       uniform sampling; normalised motion for MGSampler), 'saliency'
       [V, T, h, w] in [0, 1] (zeros without SA), 'scan_frames' [V, M, c]
       (the pooled maps of every dense frame), 'scan_dense' [V, c] and
-      'scan_selected' [V, c] (see `rescan`).
+      'scan_selected' [V, c] (see `rescan`); with `rescan` and SA in force
+      also 'scan_amplified' [V, T, c], the rescanned frames' features.
     """
     del support_labels
     temporal, spatial, adaptive = self.switches(train)
@@ -290,13 +295,16 @@ class VideoSampler(nn.Module):
       saliency, selected = amplifier(scan.maps, selected, selection, w_s,
                                      train=train, prior=prior)
       if rescan:
-        scan_selected = self._rescan(scan.net, selected, train)
+        amplified = self._rescan(scan.net, selected, train)  # [V, T, c]
+        scan_selected = amplified.mean(1)
 
     selected = selected.astype(self.dtype)
     aux = dict(indices=selection.indices, indicators=selection.indicators,
                scores=selection.scores, saliency=saliency,
                scan_frames=scan.pooled, scan_dense=scan.dense,
                scan_selected=scan_selected)
+    if spatial and rescan:
+      aux['scan_amplified'] = amplified
     return selected[:num_support], selected[num_support:], aux
 
   def _parts(self):
@@ -346,11 +354,10 @@ class VideoSampler(nn.Module):
     return _Scan(net, read(maps), pooled, dense, read(pooled), read(dense))
 
   def _rescan(self, net, frames, train):
-    """The scan features [V, c] of the amplified frames [V, T, H, W, 3]:
-    the scan net f (`_Scan.net`) on them, pooled over space and time."""
+    """The scan features [V, T, c] of the amplified frames [V, T, H, W, 3]:
+    the scan net f (`_Scan.net`) on them, pooled over space."""
     v, t = frames.shape[:2]
     amplified = net(_resize(frames.reshape((v * t,) + frames.shape[2:]),
                             self.scan_size).astype(self.dtype),
                     train=train)
-    return amplified.astype(jnp.float32).mean((1, 2)).reshape(
-        v, t, -1).mean(1)
+    return amplified.astype(jnp.float32).mean((1, 2)).reshape(v, t, -1)
