@@ -37,6 +37,9 @@ ROWS = {
     'synthetic': ('synthetic', None, {}),  # full VIM
     'synthetic_protonet': ('synthetic', None, {}),
     'synthetic_5shot': ('synthetic', 'shot=5', {}),
+    # full VIM with the scan distillation on the selected dense frames
+    'distill_selected': ('synthetic', None, {
+        'train.scan_distill_frames': 'selected'}),
     'synthetic_ts': ('synthetic', None, {
         'model.sampler.enabled': True, 'model.sampler.spatial': False,
         'model.sampler.adaptive': False}),
