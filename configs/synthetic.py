@@ -81,8 +81,8 @@ def get_config(arg=None):
   # frames, the amplified ones (rescanned, as for L_intra), instead of the
   # selected frames before SA; the scan of the M dense frames then needs no
   # backward pass (train step 14.6 GFLOP per episode instead of 18.9).
-  # Chosen on validation (full VIM, best checkpoint, seeds 0 / 1: 70.3 /
-  # 58.1 % against 70.3 / 49.4 %; docs/results.md).
+  # Chosen on validation (full VIM, best checkpoint, seeds 0-2: 70.3 /
+  # 58.1 / 68.6 % against 70.3 / 49.4 / 32.6 %; docs/results.md).
   config.train.scan_distill_frames = 'amplified'
 
   train = config.train
