@@ -463,3 +463,54 @@ def test_a_non_finite_step_is_named_and_never_checkpointed(
   # Step 4 was taken (its sync found step 3's NaN) but not saved, nor 3.
   saved = sorted(os.listdir(workdir / 'checkpoints'))
   assert '2' in saved and not {'3', '4'} & set(saved), saved
+
+
+def test_at_most_two_steps_in_flight(data_dir, tmp_path, monkeypatch):
+  """Between sync steps the host dispatches a step only once the step two
+  before it has finished on the devices, so a SIGTERM (checked after each
+  dispatch) is acted on within about a step, not after every step queued
+  up to the next sync step. Each step here carries extra matrix products,
+  so an unbounded host runs ahead by several steps."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from configs import test as test_config  # pylint: disable=g-import-not-at-top
+  from vim_jax import train  # pylint: disable=g-import-not-at-top
+  from vim_jax import trainer  # pylint: disable=g-import-not-at-top
+
+  real_step = train.steps.train_step
+
+  def slow(state, batch, **kwargs):
+    new_state, metrics = real_step(state, batch, **kwargs)
+    x = jnp.full((400, 400), 1e-3) + metrics['loss'] * 1e-9
+    for _ in range(12):
+      x = jnp.tanh(x @ x)
+    return new_state, dict(metrics, loss=metrics['loss'] + 0 * x.sum())
+
+  dispatched = []
+  real_dispatch = train.Experiment.train_step
+
+  def dispatch(self, state, batch):
+    out = real_dispatch(self, state, batch)
+    dispatched.append(out[1])
+    return out
+
+  behind = []  # after each dispatch: the steps not finished yet
+  real_check = trainer._sigterm_processes
+
+  def check(flag):
+    behind.append(sum(not all(leaf.is_ready() for leaf in jax.tree.leaves(m))
+                      for m in dispatched))
+    return real_check(flag)
+
+  monkeypatch.setattr(train.steps, 'train_step', slow)
+  monkeypatch.setattr(train.Experiment, 'train_step', dispatch)
+  monkeypatch.setattr(trainer, '_sigterm_processes', check)
+  config = test_config.get_config()
+  config.data.tfds_data_dir = str(data_dir)
+  config.train.num_steps = 8
+  config.train.log_every = 8
+  config.train.eval_every = 8
+  config.train.checkpoint_every = 8
+  train.train_and_evaluate(config, str(tmp_path / 'w'))
+  assert len(behind) >= 8, behind
+  assert max(behind[:8]) <= 2, behind

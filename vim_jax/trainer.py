@@ -102,8 +102,9 @@ def _sync_step(config, latest, step) -> bool:
   """Whether the host waits for the devices after `step`.
 
   Only where the metrics are logged, the state is saved or validated, or
-  the run ends: in between the host dispatches the next steps while the
-  devices still compute (an accelerator runs ahead). The steps' metrics are
+  the run ends: in between the host dispatches the next step while the
+  devices still compute the one before (`fit` keeps at most two in
+  flight, so that a SIGTERM is acted on within about a step). The steps' metrics are
   checked for NaN/Inf in order at the next sync step, before any save, so a
   non-finite step is named exactly and never checkpointed.
   """
@@ -563,6 +564,11 @@ def fit(experiment, workdir: str, writer):
       profile(step)
       state, metrics = experiment.train_step(state, batch)
       pending.append((step, metrics, batch['index']))
+      if len(pending) > 1:
+        # At most this step and the one before it in flight: the devices
+        # still overlap the host, and a SIGTERM stops within about a step
+        # instead of after every step dispatched up to the next sync step.
+        jax.block_until_ready(pending[-2][1])
       episode_log.write(step, batch['index'])
       stopping = _sigterm_processes(sigterm)
       if stopping or _sync_step(config, latest, step):
