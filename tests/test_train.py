@@ -466,11 +466,11 @@ def test_a_non_finite_step_is_named_and_never_checkpointed(
 
 
 def test_at_most_two_steps_in_flight(data_dir, tmp_path, monkeypatch):
-  """Between sync steps the host dispatches a step only once the step two
-  before it has finished on the devices, so a SIGTERM (checked after each
-  dispatch) is acted on within about a step, not after every step queued
-  up to the next sync step. Each step here carries extra matrix products,
-  so an unbounded host runs ahead by several steps."""
+  """Between sync steps the host waits for the previous step after
+  dispatching the next one, so when it checks for a SIGTERM only the step
+  just dispatched may be unfinished, not every step queued up to the next
+  sync step. Each step here carries extra matrix products, so an unbounded
+  host runs ahead by several steps (up to 6 measured)."""
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   from configs import test as test_config  # pylint: disable=g-import-not-at-top
@@ -513,4 +513,4 @@ def test_at_most_two_steps_in_flight(data_dir, tmp_path, monkeypatch):
   config.train.checkpoint_every = 8
   train.train_and_evaluate(config, str(tmp_path / 'w'))
   assert len(behind) >= 8, behind
-  assert max(behind[:8]) <= 2, behind
+  assert max(behind[:8]) <= 1, behind

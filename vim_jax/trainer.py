@@ -103,10 +103,10 @@ def _sync_step(config, latest, step) -> bool:
 
   Only where the metrics are logged, the state is saved or validated, or
   the run ends: in between the host dispatches the next step while the
-  devices still compute the one before (`fit` keeps at most two in
-  flight, so that a SIGTERM is acted on within about a step). The steps' metrics are
-  checked for NaN/Inf in order at the next sync step, before any save, so a
-  non-finite step is named exactly and never checkpointed.
+  devices still compute the one before (`fit` keeps at most two in flight,
+  so that a SIGTERM is acted on within about a step). The steps' metrics
+  are checked for NaN/Inf in order at the next sync step, before any save,
+  so a non-finite step is named exactly and never checkpointed.
   """
   return (step % config.train.log_every == 0 or _validates(config, step)
           or latest.should_save(step))
