@@ -283,7 +283,7 @@ def test_ablate_runs_resumes_and_tabulates(tmp_path):
   assert 'reusing' in proc.stderr and 'another config' not in proc.stderr
   # Alone in the table, tt_only is its own reference (Δ = 0).
   assert json.loads((workdir / 'ablation.json').read_text()) == [
-      dict(table[1], vs_first=[0.0, 0.0])]
+      dict(table[1], vs={'tt_only': [0.0, 0.0]})]
   assert stamps == {r: (workdir / r / 'test_results.json').stat().st_mtime_ns
                     for r in rows}
 
@@ -365,7 +365,9 @@ def test_ablate_over_seeds(tmp_path):
       overrides={'train.num_steps': 2, 'data.tfds_data_dir': str(tmp_path)})
   workdir = tmp_path / 'seeds'
   rows, seeds = ['baseline', 'tt_only'], [3, 0]
-  summary = ablate.run_seeds(str(workdir), rows, make, seeds)
+  # Δ against both rows: the first row's column, and tt_only's.
+  summary = ablate.run_seeds(str(workdir), rows, make, seeds,
+                             vs=['baseline', 'tt_only'])
 
   def results(seed, row):
     return json.loads(
@@ -394,14 +396,16 @@ def test_ablate_over_seeds(tmp_path):
     np.testing.assert_allclose([entry['accuracy'], entry['ci95']],
                                [np.mean(acc), half], atol=1e-3)
     assert f'{np.mean(acc):.2f} ± {half:.2f}' in line
-    # Δ per seed: paired against the same seed's baseline, by hand.
-    deltas = [np.mean(np.subtract(results(s, entry['row'])['episode_accuracy'],
-                                  results(s, 'baseline')['episode_accuracy']))
-              for s in order]
-    np.testing.assert_allclose(entry['seed_vs_first'], deltas, atol=1e-9)
-    np.testing.assert_allclose(entry['vs_first'][0], np.mean(deltas),
-                               atol=1e-9)
-    assert ', '.join(f'{d:+.1f}' for d in deltas) in line
+    # Δ per seed: paired against the same seed's reference row, by hand.
+    for ref in ('baseline', 'tt_only'):
+      deltas = [np.mean(np.subtract(
+          results(s, entry['row'])['episode_accuracy'],
+          results(s, ref)['episode_accuracy'])) for s in order]
+      np.testing.assert_allclose(entry['seed_vs'][ref], deltas, atol=1e-9)
+      np.testing.assert_allclose(entry['vs'][ref], [
+          np.mean(deltas),
+          stats.t.ppf(0.975, len(deltas) - 1) * stats.sem(deltas)], atol=1e-9)
+      assert ', '.join(f'{d:+.1f}' for d in deltas) in line
     # The diagnostics: means of the seeds' test results, '-' without them.
     for key in ablate.SEED_MEANS:
       values = [results(s, entry['row']).get(key) for s in order]
@@ -412,11 +416,23 @@ def test_ablate_over_seeds(tmp_path):
     unaligned = entry['unaligned_accuracy']
     assert line.endswith(' | - | - / - |' if unaligned is None else
                          f' | {unaligned:.2f} | 0 / 0 |'), line
-  assert summary[0]['vs_first'] == [0.0, 0.0]
+  assert summary[0]['vs']['baseline'] == summary[1]['vs']['tt_only'] == [
+      0.0, 0.0]
+  assert 'Δ vs baseline | per seed | Δ vs tt_only | per seed |' in lines[4]
+  # Each seed's own table has the same two Δ columns, paired by hand.
+  seed_lines = (workdir / 'seed_0' / 'ablation.md').read_text().splitlines()
+  diff = np.subtract(results(0, 'baseline')['episode_accuracy'],
+                     results(0, 'tt_only')['episode_accuracy'])
+  assert (f'| {-diff.mean():+.2f} ± {1.96 * diff.std() / np.sqrt(8):.2f} | '
+          '+0.00 ± 0.00 |') in seed_lines[-1]
   assert json.loads((workdir / 'ablation.json').read_text()) == summary
   assert (workdir / 'ablation.png').stat().st_size > 1000
   with pytest.raises(ValueError, match='twice'):
     ablate.run_seeds(str(workdir), rows, make, [0, 0])
+  # A reference row that is not a row fails before anything trains.
+  with pytest.raises(ValueError, match='both of --vs'):
+    ablate.run(str(tmp_path / 'bad_vs'), rows, make, vs=['both'])
+  assert not (tmp_path / 'bad_vs').exists()
 
 
 def test_seed_table_of_one_seed_says_so(tmp_path):
@@ -424,8 +440,8 @@ def test_seed_table_of_one_seed_says_so(tmp_path):
   where two seeds give '± HALF', never 'nan'."""
   def entry(row, acc, delta):
     return dict(row=row, description=row, seeds=[0], seed_accuracy=[acc],
-                accuracy=acc, ci95=float('nan'), seed_vs_first=[delta],
-                vs_first=[delta, float('nan')], frames_in_span=58.3,
+                accuracy=acc, ci95=float('nan'), seed_vs={'trx': [delta]},
+                vs={'trx': [delta, float('nan')]}, frames_in_span=58.3,
                 unaligned_accuracy=None, warps_at_bound=None,
                 offsets_at_bound=None)
   ablate.write_seed_table(str(tmp_path), [entry('trx', 55.28, 0.0),

@@ -20,6 +20,11 @@ a 95% t-interval over the seeds (`evaluate.seed_interval`), its accuracy at
 each seed, and its difference to the first row *of the same seed* (paired
 over the episodes), averaged over the seeds with its own t-interval.
 
+Δ against other rows too: `--vs=baseline,both,full` gives a paired Δ column
+per reference row (each among --rows), in the single-seed tables and in the
+table over seeds, e.g. Table 4 against ProtoNet, against `both`, and
+whether full VIM is the best row (every other row's Δ vs full below 0).
+
 Many-way (Fig. 20): `--test_ways=6,7,8,9,10` then tests every trained row
 again on N-way episodes from its own checkpoints (WORKDIR/ROW-wayN;
 `run_many_way`) and writes WORKDIR/many_way.md, .json and .png:
@@ -47,8 +52,9 @@ whose saved config.json differs from the one asked for is logged as a
 warning, not retrained.
 
 Writes WORKDIR/ablation.md (row, what is on, test accuracy +- 95% CI, the
-difference to the first row paired over the episodes, frames in the action
-span, alignment cost, train steps, wall time, checkpoint tested),
+difference to the first row (or to each --vs row) paired over the episodes,
+frames in the action span, alignment cost, train steps, wall time,
+checkpoint tested),
 WORKDIR/ablation.png (bar chart with the CIs) and WORKDIR/ablation.json (the
 same numbers); each row's wall time and description are kept in
 WORKDIR/ROW/ablation_row.json. A row whose results lack per-episode
@@ -83,6 +89,8 @@ def define_flags():
   flags.DEFINE_integer('shot', None, "K, replacing the --config argument's.")
   flags.DEFINE_list('seeds', None, 'Training seeds (config.seed): the '
                     'ablation once per seed, and the table over seeds.')
+  flags.DEFINE_list('vs', None, 'Rows (among --rows) every row is compared '
+                    'with, a paired Δ column each (default: the first row).')
   flags.DEFINE_list('test_ways', None, 'Also test every trained row on '
                     'N-way episodes for each N (Fig. 20; `run_many_way`).')
   config_flags.DEFINE_config_file(
@@ -274,8 +282,14 @@ def _run_row(workdir, row, config, source=None):
   _write_json(os.path.join(row_dir, ROW_RECORD), record)
 
 
-def _gather(workdir, rows, make_config):
-  """One dict per row: the record, the test results and the description."""
+def _gather(workdir, rows, make_config, vs=None):
+  """One dict per row: the record, the test results and the description.
+
+  Each row's 'vs' maps every reference row of `vs` (rows of `rows`; default
+  the first row) to [mean, 95% half-width] of the difference paired over the
+  shared test episodes, or None where they are not the same episodes.
+  """
+  vs = _references(rows, vs)
   table, episodes = [], []
   for row in rows:
     row_dir = os.path.join(workdir, row)
@@ -301,13 +315,32 @@ def _gather(workdir, rows, make_config):
         train_steps=record.get('train_steps', steps),
         wall_s=record.get('wall_s'), checkpoint=checkpoint))
     episodes.append(results.get('episode_accuracy'))
-  # The difference to the first row, paired over the shared test episodes.
+  by_row = dict(zip(rows, episodes))
   for r, acc in zip(table, episodes):
-    paired = acc is not None and episodes[0] is not None and len(acc) == len(
-        episodes[0])
-    r['vs_first'] = (list(evaluate.paired_difference(acc, episodes[0]))
-                     if paired else None)  # [mean, 95% half-width]
+    r['vs'] = {ref: _paired(acc, by_row[ref]) for ref in vs}
   return table
+
+
+def _references(rows, vs):
+  """The reference rows of the Δ columns: `vs`, or the first row."""
+  vs = list(vs or rows[:1])
+  missing = [ref for ref in vs if ref not in rows]
+  if missing:
+    raise ValueError(f'Reference row(s) {", ".join(missing)} of --vs are not '
+                     f'among the rows ({", ".join(rows)}).')
+  return vs
+
+
+def _paired(acc, ref):
+  """[mean, 95% half-width] of acc - ref paired over the episodes, or None
+  (a row without per-episode accuracies, or on other episodes)."""
+  if acc is None or ref is None or len(acc) != len(ref):
+    return None
+  return list(evaluate.paired_difference(acc, ref))
+
+
+def _delta(value):
+  return '-' if value is None else '{:+.2f} ± {:.2f}'.format(*value)
 
 
 def _number(value, fmt):
@@ -316,25 +349,25 @@ def _number(value, fmt):
 
 def write_table(workdir, table, title):
   """WORKDIR/ablation.md and ablation.json."""
-  first = table[0]['row']
+  refs = list(table[0]['vs'])
   lines = [f'# {title}', '',
-           f'Δ: accuracy minus row {first}\'s, with the 95% interval of the '
+           'Δ vs R: accuracy minus row R\'s, with the 95% interval of the '
            'difference paired over the same test episodes. In span: % of '
            'the frames used that lie inside the action (procedural data). '
            'Cost: mean alignment cost (Eq. 35). Unaligned: the same '
            'model\'s test accuracy with the alignment off at test (Table '
            '17), on the same episodes. At bound: % of the TT warps / SC '
            'offsets at their bound (within 1 %).', '',
-           f'| row | what is on | test accuracy (%) | Δ vs {first} | '
-           'in span (%) | cost | unaligned (%) | at bound TT / SC (%) | '
+           '| row | what is on | test accuracy (%) | '
+           + ''.join(f'Δ vs {ref} | ' for ref in refs)
+           + 'in span (%) | cost | unaligned (%) | at bound TT / SC (%) | '
            'train steps | wall time (s) | checkpoint tested |',
-           '|---|---|---|---|---|---|---|---|---|---|---|']
+           '|---|---|---|' + '---|' * len(refs) + '---|---|---|---|---|---|---|']
   for r in table:
-    delta = ('-' if r.get('vs_first') is None
-             else '{:+.2f} ± {:.2f}'.format(*r['vs_first']))
+    deltas = ''.join(f'{_delta(r["vs"][ref])} | ' for ref in refs)
     lines.append(
         f'| {r["row"]} | {r["description"]} | {r["accuracy"]:.2f} '
-        f'± {r["ci95"]:.2f} | {delta} | '
+        f'± {r["ci95"]:.2f} | {deltas}'
         f'{_number(r.get("frames_in_span"), ".1f")} | '
         f'{_number(r.get("alignment_cost"), ".2f")} | '
         f'{_number(r.get("unaligned_accuracy"), ".2f")} | '
@@ -377,23 +410,27 @@ def _title(config) -> str:
 
 
 def run(workdir: str, rows: Sequence[str],
-        make_config: Callable[[str], object]) -> list:
+        make_config: Callable[[str], object],
+        vs: Sequence[str] = ()) -> list:
   """Runs (or reuses) every row, then writes the table and the chart.
 
   Args:
     workdir: the rows' parent folder.
     rows: row names, in the table's order.
     make_config: row -> its full config.
+    vs: rows every row is compared with (a Δ column each, paired over the
+      episodes); default the first row.
 
   Returns:
     The table: one dict per row (see `_gather`).
   """
   configs = {row: make_config(row) for row in rows}  # bad rows fail first
+  vs = _references(rows, vs)
   os.makedirs(workdir, exist_ok=True)
   # Rows trained as another row (test-time isolation) go after it.
   for row in sorted(rows, key=lambda r: _has_test_switches(configs[r])):
     _run_row(workdir, row, configs[row])
-  table = _gather(workdir, rows, make_config)
+  table = _gather(workdir, rows, make_config, vs)
   title = _title(configs[rows[0]])
   write_table(workdir, table, title)
   plot(workdir, table, title)
@@ -465,8 +502,8 @@ def _write_many_way(workdir, result, ways, config):
            *cells(lambda r: f'{r["accuracy"]:.2f} ± {r["ci95"]:.2f}'), '',
            f'Δ vs {rows[0]}, paired over the same episodes of each way:', '',
            f'| row | {head} |', rule,
-           *cells(lambda r: '-' if r['vs_first'] is None
-                  else '{:+.2f} ± {:.2f}'.format(*r['vs_first']))]
+           # Each way's table has one reference: its first row at that way.
+           *cells(lambda r: _delta(next(iter(r['vs'].values()))))]
   with open(os.path.join(workdir, 'many_way.md'), 'w') as f:
     f.write('\n'.join(lines) + '\n')
   _write_json(os.path.join(workdir, 'many_way.json'),
@@ -501,10 +538,11 @@ def summarise_seeds(tables: dict) -> list:
   Returns:
     One dict per row, in the first table's order: 'row', 'description',
     'seeds', 'accuracy' and 'ci95' (mean over seeds and its 95% t
-    half-width), 'seed_accuracy' (per seed), 'vs_first' ([mean, t
-    half-width] over seeds of the paired difference to the first row of the
-    same seed, or None), 'seed_vs_first' (per seed), and the means over
-    the seeds of `SEED_MEANS` (None where a seed's table lacks one).
+    half-width), 'seed_accuracy' (per seed), 'vs' ({reference row: [mean,
+    t half-width] over seeds of the paired difference to that row of the
+    same seed, or None}, the references of the seeds' tables), 'seed_vs'
+    ({reference row: the per-seed differences}), and the means over the
+    seeds of `SEED_MEANS` (None where a seed's table lacks one).
   """
   seeds = sorted(tables)
   rows = [r['row'] for r in tables[seeds[0]]]
@@ -514,14 +552,15 @@ def summarise_seeds(tables: dict) -> list:
     if any(e['row'] != row for e in entries):
       raise ValueError(f'row {row}: the seeds\' tables list other rows')
     accuracy = [e['accuracy'] for e in entries]
-    deltas = [e['vs_first'][0] if e['vs_first'] else None for e in entries]
+    deltas = {ref: [e['vs'][ref][0] if e['vs'][ref] else None
+                    for e in entries] for ref in entries[0]['vs']}
     mean, half = evaluate.seed_interval(accuracy)
     summary.append(dict(
         row=row, description=entries[0]['description'], seeds=seeds,
         accuracy=mean, ci95=half, seed_accuracy=accuracy,
-        vs_first=(list(evaluate.seed_interval(deltas))
-                  if None not in deltas else None),
-        seed_vs_first=deltas))
+        vs={ref: (list(evaluate.seed_interval(d)) if None not in d else None)
+            for ref, d in deltas.items()},
+        seed_vs=deltas))
     for key in SEED_MEANS:
       values = [e.get(key) for e in entries]
       summary[-1][key] = (None if None in values
@@ -539,33 +578,36 @@ def _mean_interval(mean, half, sign=''):
 
 def write_seed_table(workdir, summary, title):
   """WORKDIR/ablation.md and ablation.json for the table over seeds."""
-  first = summary[0]['row']
+  refs = list(summary[0]['vs'])
   seeds = ', '.join(str(s) for s in summary[0]['seeds'])
   lines = [f'# {title}, over training seeds {seeds}', '',
            'Accuracy: mean over the seeds ± the 95% t-interval over the '
-           f'seeds. Δ: accuracy minus row {first}\'s of the same seed '
+           'seeds. Δ vs R: accuracy minus row R\'s of the same seed '
            '(paired over the same test episodes), mean over the seeds ± its '
            't-interval. Per seed: in the order of the seeds. In span, '
            'unaligned, at bound: means over the seeds of the single-seed '
            'tables\' columns.', '',
            '| row | what is on | test accuracy (%) | per seed | '
-           f'Δ vs {first} | Δ per seed | in span (%) | unaligned (%) | '
-           'at bound TT / SC (%) |',
-           '|---|---|---|---|---|---|---|---|---|']
+           + ''.join(f'Δ vs {ref} | per seed | ' for ref in refs)
+           + 'in span (%) | unaligned (%) | at bound TT / SC (%) |',
+           '|---|---|---|---|' + '---|---|' * len(refs) + '---|---|---|']
   for r in summary:
     per_seed = ', '.join(f'{a:.1f}' for a in r['seed_accuracy'])
-    if r['vs_first'] is None:
-      delta = per_delta = '-'
-    else:
-      delta = _mean_interval(*r['vs_first'], sign='+')
-      per_delta = ', '.join(f'{d:+.1f}' for d in r['seed_vs_first'])
+    deltas = ''
+    for ref in refs:
+      if r['vs'][ref] is None:
+        deltas += '- | - | '
+      else:
+        deltas += (_mean_interval(*r['vs'][ref], sign='+') + ' | '
+                   + ', '.join(f'{d:+.1f}' for d in r['seed_vs'][ref])
+                   + ' | ')
     means = (_number(r['frames_in_span'], '.1f'),
              _number(r['unaligned_accuracy'], '.2f'),
              _number(r['warps_at_bound'], '.0f'),
              _number(r['offsets_at_bound'], '.0f'))
     accuracy = _mean_interval(r['accuracy'], r['ci95'])
     lines.append(f'| {r["row"]} | {r["description"]} | {accuracy} | '
-                 f'{per_seed} | {delta} | {per_delta} | '
+                 f'{per_seed} | {deltas}'
                  '{} | {} | {} / {} |'.format(*means))
   with open(os.path.join(workdir, 'ablation.md'), 'w') as f:
     f.write('\n'.join(lines) + '\n')
@@ -574,7 +616,8 @@ def write_seed_table(workdir, summary, title):
 
 def run_seeds(workdir: str, rows: Sequence[str],
               make_config: Callable[[str], object],
-              seeds: Sequence[int], test_ways: Sequence[int] = ()) -> list:
+              seeds: Sequence[int], test_ways: Sequence[int] = (),
+              vs: Sequence[str] = ()) -> list:
   """`run` once per training seed in WORKDIR/seed_N, then the table over
   seeds (`summarise_seeds`) in WORKDIR: ablation.md, .json and .png (the
   chart's bars are the means, its error bars the t-intervals). With
@@ -587,7 +630,8 @@ def run_seeds(workdir: str, rows: Sequence[str],
       config = make_config(row)
       config.seed = int(seed)
       return config
-    tables[int(seed)] = run(os.path.join(workdir, f'seed_{seed}'), rows, make)
+    tables[int(seed)] = run(os.path.join(workdir, f'seed_{seed}'), rows, make,
+                            vs)
     if test_ways:
       run_many_way(os.path.join(workdir, f'seed_{seed}'), rows, make,
                    test_ways)
@@ -614,11 +658,11 @@ def main(argv):
     test_ways = [int(way) for way in FLAGS.test_ways or ()]
   except ValueError:
     raise app.UsageError(f'--test_ways must be integers, got {FLAGS.test_ways}')
+  rows, vs = FLAGS.rows or table_4, FLAGS.vs or ()
   if FLAGS.seeds is None:
-    run(FLAGS.workdir, FLAGS.rows or table_4, make_config)
+    run(FLAGS.workdir, rows, make_config, vs)
     if test_ways:
-      run_many_way(FLAGS.workdir, FLAGS.rows or table_4, make_config,
-                   test_ways)
+      run_many_way(FLAGS.workdir, rows, make_config, test_ways)
     return
   if 'seed' in overrides:
     raise app.UsageError('--seeds sets config.seed: leave out --config.seed.')
@@ -626,8 +670,7 @@ def main(argv):
     seeds = [int(seed) for seed in FLAGS.seeds]
   except ValueError:
     raise app.UsageError(f'--seeds must be integers, got {FLAGS.seeds}')
-  run_seeds(FLAGS.workdir, FLAGS.rows or table_4, make_config, seeds,
-            test_ways)
+  run_seeds(FLAGS.workdir, rows, make_config, seeds, test_ways, vs)
 
 
 if __name__ == '__main__':
