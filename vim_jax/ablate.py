@@ -362,7 +362,7 @@ def write_table(workdir, table, title):
            + ''.join(f'Δ vs {ref} | ' for ref in refs)
            + 'in span (%) | cost | unaligned (%) | at bound TT / SC (%) | '
            'train steps | wall time (s) | checkpoint tested |',
-           '|---|---|---|' + '---|' * len(refs) + '---|---|---|---|---|---|---|']
+           '|---|---|---|' + '---|' * len(refs) + '---|' * 7]
   for r in table:
     deltas = ''.join(f'{_delta(r["vs"][ref])} | ' for ref in refs)
     lines.append(
