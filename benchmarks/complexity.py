@@ -28,10 +28,11 @@ Three Markdown tables:
   python benchmarks/complexity.py --steps=5 --eval_batches=5 --shot=5
   python benchmarks/complexity.py --flops_bases=default --notime
   python benchmarks/complexity.py --rows=baseline,otam,trx,hyrsm,full
-  # a variant: --set FIELD=VALUE on every row's config (a Python literal)
+  # a variant: --config.FIELD=VALUE overrides every row's config, as in
+  # main.py and vim_jax.ablate (parsed and type-checked by ml_collections)
   python benchmarks/complexity.py --rows=baseline,full --flops_bases=synthetic \
       --param_bases=synthetic --notime --query=3 \
-      --set='model.sampler.scan_kwargs.stages_out_channels=(8,16,32,64,128)'
+      --config.model.sampler.scan_kwargs.stages_out_channels='(8,16,32,64,128)'
   # the smallest setting (configs/test.py's data), to check that it runs:
   python benchmarks/complexity.py --param_bases=test --flops_bases=test \\
       --time_base=test --way=3 --query=1 --steps=1 --eval_batches=1
@@ -39,7 +40,6 @@ Three Markdown tables:
 Timed steps run on episodes already in memory (from the input pipeline of
 the synthetic data, which is built on first use), after one warm-up call.
 """
-import ast
 import os
 import sys
 import time
@@ -47,6 +47,7 @@ import time
 from absl import app
 from absl import flags
 from absl import logging
+from ml_collections import config_flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -56,9 +57,11 @@ flags.DEFINE_integer('way', 5, 'N of the episodes.')
 flags.DEFINE_integer('shot', 1, 'K of the episodes.')
 flags.DEFINE_integer('query', 5, 'Queries per class of the episodes.')
 flags.DEFINE_string('tfds_data_dir', None, 'TFDS data dir (default: TFDS).')
-flags.DEFINE_multi_string('set', [], 'FIELD=VALUE set on every row\'s config '
-                          '(VALUE a Python literal, else a string), e.g. '
-                          'model.sampler.scan_size=48.')
+config_flags.DEFINE_config_file(
+    'config', os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
+        __file__))), 'configs', 'vim.py'),
+    'Only for its --config.FIELD=VALUE overrides, set on every row\'s config.',
+    lock_config=True)
 FLAGS = flags.FLAGS
 
 ROWS = ('baseline', 'sampler', 'alignment', 'full', 'otam', 'trx', 'hyrsm',
@@ -92,25 +95,9 @@ def _config(row, base):
                           f'shot={FLAGS.shot},query={FLAGS.query}')
   if FLAGS.tfds_data_dir:
     config.data.tfds_data_dir = FLAGS.tfds_data_dir
-  try:
-    config.update_from_flattened_dict(overrides(FLAGS.set))
-  except (KeyError, AttributeError, TypeError, ValueError) as e:
-    raise app.UsageError(f'--set {FLAGS.set}: {e}') from e
+  config.update_from_flattened_dict(
+      config_flags.get_override_values(FLAGS['config']))
   return config
-
-
-def overrides(items) -> dict:
-  """{'FIELD': value} from --set's 'FIELD=VALUE' strings."""
-  out = {}
-  for item in items:
-    field, sep, text = item.partition('=')
-    if not sep or not field:
-      raise app.UsageError(f'--set takes FIELD=VALUE, got {item!r}')
-    try:
-      out[field] = ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-      out[field] = text
-  return out
 
 
 def parameter_counts(config) -> dict:
@@ -255,8 +242,10 @@ def main(argv):
     raise app.UsageError(f'--rows must start with baseline (the reference) '
                          f'and come from {list(ROWS)}; got {FLAGS.rows}.')
 
-  if FLAGS.set:
-    print('\nSet on every row: ' + ', '.join(FLAGS.set))
+  overrides = config_flags.get_override_values(FLAGS['config'])
+  if overrides:
+    print('\nSet on every row: ' + ', '.join(
+        f'{field}={value}' for field, value in overrides.items()))
   print(f'\n## Parameters ({FLAGS.way}-way {FLAGS.shot}-shot episodes; '
         'counted, not run)\n')
   print('| config | model | total | backbone | sampler (scan net) | alignment '

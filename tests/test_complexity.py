@@ -1,5 +1,6 @@
-"""benchmarks/complexity.py's --set: a config variant's cost is measured on
-the variant (checked on the parameter table, which runs nothing)."""
+"""benchmarks/complexity.py's --config.FIELD=VALUE overrides: a config
+variant's cost is measured on the variant (checked on the parameter table,
+which runs nothing)."""
 import os
 import subprocess
 import sys
@@ -29,9 +30,9 @@ def _scan_cell(stdout):
   return float(sampler.split('(')[1].split()[0])
 
 
-def test_set_changes_every_rows_config():
+def test_overrides_change_every_rows_config():
   wide = _complexity(
-      f'--set=model.sampler.scan_kwargs.stages_out_channels={WIDE}')
+      f'--config.model.sampler.scan_kwargs.stages_out_channels={WIDE}')
   assert wide.returncode == 0, wide.stderr[-3000:]
   assert 'Set on every row: model.sampler.scan_kwargs' in wide.stdout
   # The variant's scan net, counted independently.
@@ -44,10 +45,10 @@ def test_set_changes_every_rows_config():
   assert _scan_cell(wide.stdout) == round(count / 1e6, 2) == 0.16
 
 
-def test_set_names_a_bad_field():
-  bad = _complexity('--set=model.sampler.scan_sise=48')
+def test_overrides_name_a_bad_field():
+  bad = _complexity('--config.model.sampler.scan_sise=48')
   assert bad.returncode != 0
   assert 'scan_sise' in bad.stderr
-  malformed = _complexity('--set=model.sampler.scan_size')
-  assert malformed.returncode != 0
-  assert 'FIELD=VALUE' in malformed.stderr
+  mistyped = _complexity('--config.model.sampler.scan_size=large')
+  assert mistyped.returncode != 0
+  assert 'scan_size' in mistyped.stderr
