@@ -41,7 +41,7 @@ def test_overrides_change_every_rows_config():
   params = jax.eval_shape(lambda: net.init(
       jax.random.PRNGKey(0), jnp.zeros((1, 64, 64, 3)), train=False))['params']
   count = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(params))
-  # 0.16 M, against the synthetic scan net's 0.06 M without --set.
+  # 0.16 M, against the synthetic scan net's 0.06 M without the override.
   assert _scan_cell(wide.stdout) == round(count / 1e6, 2) == 0.16
 
 
