@@ -37,18 +37,23 @@ Choices the paper leaves open that concern the whole sampler (see DESIGN.md
   saliency the backbone was not trained with (random, or from a scan net
   pretrained apart), so the start is not ProtoNet; `spatial_prior` gives SA
   the same curriculum: it amplifies by `(1 - lambda) a + lambda` (a
-  constant map is the identity warp). With pretrained networks this is what
-  makes the sampler robust over training seeds on the procedural data
+  constant map is the identity warp). With pretrained networks and the
+  settings before the straight-through top-k and `detach_scan`, SA's prior
+  made `sampler_intra` robust over training seeds on the procedural data
   (mean gain over ProtoNet +9.2 +- 5.1 points over five seeds with it,
-  +3.1 +- 18.3 without; docs/results.md). The prior's cost, measured:
-  while it holds, L_cls's gradient moves TS off the action, so TS hands
-  over a selection worse than its initial one (a likely reason, not
-  measured: the top-k's Jacobian is taken at the mixed ranking, whose
-  boundary frames are not those of TS's own).
+  +3.1 +- 18.3 without, TS's prior kept; docs/results.md). Its cost, measured
+  (docs/results.md, Table 4): TS's direction is set in its first training
+  steps, and the gradient that points it at the action comes through SA
+  (choosing a frame also chooses the saliency by which SA amplifies it),
+  which the spatial prior scales by `1 - lambda`; through the selected
+  frames' pixels alone the direction is the seed's (without SA seeds 0
+  and 1 went to the clip's ends in one step). Without any prior the
+  `sampler` row stays on the action at every seed (67.0 % over seeds 0-2
+  against 45.9 % with the prior), but full VIM turns off it within 20
+  steps at seed 2, so configs/synthetic.py keeps the prior, for full VIM.
   `temporal_prior=False` keeps the prior out of TS's ranking and leaves SA
-  its spatial prior: TS then finds the action early, but on the procedural
-  data full VIM ended lower (the backbone trained on TS's frames from step
-  1; docs/results.md, Table 3), so the default keeps both priors.
+  its spatial prior; it does not help (seed 2 went to the clip's ends in
+  one step).
 - Scan-net distillation (`train.scan_distill_weight`, beyond the paper,
   whose scan net starts from ImageNet). From scratch nothing gives the scan
   net a signal that tells the actor from the clutter: its features, used as
