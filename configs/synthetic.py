@@ -98,8 +98,8 @@ def get_config(arg=None):
   # The prior's cost (docs/results.md, Table 4): without it the `sampler`
   # row finds the action at every seed (67.0 % over seeds 0-2 against
   # 45.9 %; --config.train.uniform_prior_steps=0), but full VIM, the main
-  # job, turned off the action at seed 2 (validation 26.5 % at step 200
-  # against 65.7 %), so the prior stays.
+  # job, turned off the action at seeds 1 and 2 (validation 25.6 and
+  # 24.0 % at step 100 against 43.1 and 47.4 %), so the prior stays.
   train.uniform_prior_steps = 150
   train.log_every = 50
   train.checkpoint_every = 100

@@ -49,8 +49,9 @@ Choices the paper leaves open that concern the whole sampler (see DESIGN.md
   frames' pixels alone the direction is the seed's (without SA seeds 0
   and 1 went to the clip's ends in one step). Without any prior the
   `sampler` row stays on the action at every seed (67.0 % over seeds 0-2
-  against 45.9 % with the prior), but full VIM turns off it within 20
-  steps at seed 2, so configs/synthetic.py keeps the prior, for full VIM.
+  against 45.9 % with the prior), but full VIM turns off it at seeds 1
+  and 2 (within 20 steps at seed 2), so configs/synthetic.py keeps the
+  prior, for full VIM.
   `temporal_prior=False` keeps the prior out of TS's ranking and leaves SA
   its spatial prior; it does not help (seed 2 went to the clip's ends in
   one step).
