@@ -37,11 +37,11 @@ Choices the paper leaves open that concern the whole sampler (see DESIGN.md
   saliency the backbone was not trained with (random, or from a scan net
   pretrained apart), so the start is not ProtoNet; `spatial_prior` gives SA
   the same curriculum: it amplifies by `(1 - lambda) a + lambda` (a
-  constant map is the identity warp). With pretrained networks and the
-  settings before the straight-through top-k and `detach_scan`, SA's prior
-  made `sampler_intra` robust over training seeds on the procedural data
-  (mean gain over ProtoNet +9.2 +- 5.1 points over five seeds with it,
-  +3.1 +- 18.3 without, TS's prior kept; docs/results.md). Its cost, measured
+  constant map is the identity warp). With pretrained networks SA's prior
+  made `sampler_intra` robust over training seeds on the procedural data,
+  as measured on earlier code with TS's prior kept (mean gain over
+  ProtoNet +9.2 +- 5.1 points over five seeds with it, +3.1 +- 18.3
+  without; docs/results.md, machine 1). Its cost, measured
   (docs/results.md, Table 4): TS's direction is set in its first training
   steps, and the gradient that points it at the action comes through SA
   (choosing a frame also chooses the saliency by which SA amplifies it),
